@@ -1,0 +1,57 @@
+"""The example schema every corpus builder shares (TFDS features), and its field names.
+
+One example is one micro-expression clip:
+  frames        PNG-encoded RGB frames [T, H, W, 3] (grey corpora are stored as three equal channels)
+  onset, apex, offset   0-based indices into `frames`
+  subject       globally unique subject id `dataset/subject` (e.g. `casme2/sub01`)
+  dataset       corpus name (e.g. `casme2`); composite corpora keep each sample's source corpus
+  clip          unique clip id `dataset/subject/clip`
+  emotion       normalised emotion name from `taxonomy.EMOTIONS`
+  label_3class  MEGC2019 3-class index (0 negative, 1 positive, 2 surprise), -1 if not in that protocol
+  aus           multi-hot over `taxonomy.AU_VOCAB`
+  fps           nominal frame rate of the recording
+Split names are `subject_<dataset>_<subject>` (see `subject_split_name`), one per subject, so a LOSO
+fold is plain split arithmetic.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from mer_jax.data import taxonomy
+
+FIELDS = ("frames", "onset", "apex", "offset", "subject", "dataset", "clip", "emotion",
+          "label_3class", "aus", "fps")
+
+
+def features(with_depth: bool = False):
+    """TFDS `FeaturesDict` of the shared schema; `with_depth` adds a uint16 depth map per frame."""
+    import tensorflow_datasets as tfds  # the builders' dependency; the core never needs TFDS features
+
+    spec = {
+        "frames": tfds.features.Sequence(
+            tfds.features.Image(shape=(None, None, 3), encoding_format="png")),
+        "onset": np.int32,
+        "apex": np.int32,
+        "offset": np.int32,
+        "subject": tfds.features.Text(),
+        "dataset": tfds.features.Text(),
+        "clip": tfds.features.Text(),
+        "emotion": tfds.features.Text(),
+        "label_3class": np.int32,
+        "aus": tfds.features.Tensor(shape=(len(taxonomy.AU_VOCAB),), dtype=np.uint8),
+        "fps": np.float32,
+    }
+    if with_depth:
+        spec["depth"] = tfds.features.Sequence(
+            tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"))
+    return tfds.features.FeaturesDict(spec)
+
+
+def subject_split_name(subject: str) -> str:
+    """TFDS split name of a `dataset/subject` id, e.g. `casme2/sub01` -> `subject_casme2_sub01`."""
+    if subject.count("/") != 1:
+        raise ValueError(f"subject id {subject!r} must look like 'dataset/subject'")
+    name = "subject_" + re.sub(r"[^A-Za-z0-9_]", "_", subject.replace("/", "_"))
+    return name
