@@ -1,0 +1,32 @@
+"""Knobs every network shares; each network's config file starts from `get_base_config()`."""
+import ml_collections
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.corpus = "synthetic_me/default"   # TFDS name[/config]; built on first use
+    config.data.data_dir = ml_collections.config_dict.placeholder(str)   # TFDS data_dir (default ~/tensorflow_datasets)
+    config.data.manual_dir = ml_collections.config_dict.placeholder(str)  # licensed archive for real corpora
+    config.data.label_scheme = "megc3"            # taxonomy.LABEL_SCHEMES
+    config.data.protocol = "loso"                 # loso | lodo | kfold
+    config.data.kfold_k = 5
+    config.data.shuffle_labels = False            # label-permutation control: UF1 must fall to chance
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.fold_devices = -1                 # -1: all devices not used by 'data'
+    config.mesh.data_devices = 1
+
+    config.train = ml_collections.ConfigDict()
+    config.train.fold_chunk = 0                   # folds trained at once; 0 = all, 1 = one after another
+    config.train.selection = "last"               # last | val | test_selected (flagged, leaks test labels)
+    config.train.num_val_subjects = 1             # for selection = val, drawn from each fold's training subjects
+    config.train.eval_every_epochs = 5
+    config.train.eval_batch_size = 256
+    config.train.checkpoint_every_epochs = 10
+    config.train.stop_after_epochs = 0            # >0: checkpoint and stop after this many epochs (resume later)
+    config.train.progress = True
+    config.train.label_smoothing = 0.0
+    return config

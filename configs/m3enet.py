@@ -1,0 +1,45 @@
+"""M3ENet (Zhao, Liu and Yang, Sensors 2025) under LOSO on the built-in synthetic corpus.
+
+  python -m mer_jax.main --config configs/m3enet.py --workdir /tmp/m3enet
+  python -m mer_jax.main --config configs/m3enet.py:smoke --workdir /tmp/m3enet_smoke
+Values marked "paper" come from the M3ENet paper, section 4.1.4 (training) and section 3 (inputs).
+"""
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+    config = common.get_base_config()
+
+    config.model = {"name": "m3enet", "use_flow": True, "use_rgb": True, "single_rgb": False, "input_size": 48}
+
+    config.features = {
+        "kind": "keyframe_flow",
+        "size": 48,          # paper: inputs resized to 48 x 48
+        "flow_size": 48,     # paper: flow computed on the resized frames
+        "cache_dir": ml_collections.config_dict.placeholder(str),  # default ~/.cache/mer_jax/features
+    }
+    config.augment = {"variants": 5, "flip": True, "max_rotation_deg": 8.0, "max_noise": 0.1}  # paper: 5 variants
+
+    t = config.train
+    t.num_epochs = 50        # paper
+    t.batch_size = 128       # paper
+    t.learning_rate = 1e-3   # paper
+    t.weight_decay = 0.05    # paper
+    t.b1 = 0.9
+    t.b2 = 0.999             # paper: "momentum coefficient beta 0.999"
+    t.schedule = "cosine"    # paper
+    t.loss = "focal"         # paper: focal loss, gamma 2, inverse-frequency alpha
+    t.focal_gamma = 2.0
+
+    if arg == "smoke":
+        config.data.corpus = "synthetic_me/smoke"
+        t.num_epochs = 6
+        t.batch_size = 32
+        t.eval_every_epochs = 2
+        t.checkpoint_every_epochs = 2
+        config.augment.variants = 2
+    elif arg not in (None, ""):
+        raise ValueError(f"unknown configs/m3enet.py variant {arg!r}; expected none or 'smoke'")
+    return config

@@ -1,0 +1,118 @@
+"""Load a built corpus into host arrays: per-sample metadata in numpy, frames decoded on demand.
+
+A corpus is read through its TFDS builder with the ArrayRecord data source (no TensorFlow needed).
+Frames stay PNG-encoded until asked for, so a feature that needs three key frames of a clip never
+decodes the other frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from mer_jax.data import taxonomy
+
+_METADATA = ("subject", "dataset", "clip", "emotion", "label_3class", "aus", "onset", "apex",
+             "offset", "fps")
+
+
+@dataclasses.dataclass
+class Corpus:
+    """N micro-expression clips: metadata arrays plus access to their encoded frames."""
+    name: str                 # builder name with config, e.g. `synthetic_me/smoke`
+    version: str              # builder version; part of every feature-cache key
+    subject: np.ndarray       # str [N], globally unique `dataset/subject`
+    dataset: np.ndarray       # str [N]
+    clip: np.ndarray          # str [N], unique `dataset/subject/clip`
+    emotion: np.ndarray       # str [N], names from taxonomy.EMOTIONS
+    label_3class: np.ndarray  # int [N], MEGC2019 class or -1
+    aus: np.ndarray           # uint8 [N, len(AU_VOCAB)]
+    onset: np.ndarray         # int [N], indices into the clip's frames
+    apex: np.ndarray
+    offset: np.ndarray
+    fps: np.ndarray           # float [N]
+    encoded_frames: list      # per sample: list of PNG/JPEG bytes, one per frame
+
+    def __len__(self) -> int:
+        return len(self.clip)
+
+    def frames(self, i: int, which=None) -> np.ndarray:
+        """Decoded RGB frames uint8 [T, H, W, 3] of sample i; `which` picks frame indices."""
+        import cv2
+
+        encoded = self.encoded_frames[i]
+        which = range(len(encoded)) if which is None else which
+        out = []
+        for t in which:
+            image = cv2.imdecode(np.frombuffer(encoded[t], np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"{self.name}: frame {t} of clip {self.clip[i]} cannot be decoded")
+            out.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        return np.stack(out)
+
+    def labels(self, scheme: str) -> np.ndarray:
+        """Class index per sample under a label scheme (taxonomy.LABEL_SCHEMES); -1 = not in it."""
+        return np.array([taxonomy.scheme_label(scheme, e) for e in self.emotion], dtype=np.int32)
+
+    def subset(self, keep: np.ndarray) -> "Corpus":
+        """The samples where the boolean mask `keep` is true, in their original order."""
+        keep = np.asarray(keep, bool)
+        index = np.flatnonzero(keep)
+        arrays = {f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)
+                  if isinstance(getattr(self, f.name), np.ndarray)}
+        return dataclasses.replace(self, **arrays, encoded_frames=[self.encoded_frames[i] for i in index])
+
+    def identity(self) -> dict:
+        """What the corpus content depends on, for cache keys."""
+        return {"name": self.name, "version": self.version, "num_samples": len(self)}
+
+
+def _register_builders() -> None:
+    """Importing the builder packages registers them with TFDS."""
+    import tfds_builders  # noqa: F401  (registers every mer_jax builder)
+
+
+def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> Corpus:
+    """Build the TFDS corpus `name` (e.g. `synthetic_me/smoke`) if needed, then load it.
+
+    Subjects come from one split per subject; samples are ordered by split name, then by position.
+    """
+    import tensorflow_datasets as tfds
+
+    _register_builders()
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    if not builder.is_prepared():
+        logging.info("building %s into %s", name, builder.data_dir)
+        builder.download_and_prepare(
+            file_format="array_record",
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    skip = {key: tfds.decode.SkipDecoding() for key in ("frames", "depth")
+            if key in builder.info.features}
+    sources = builder.as_data_source(decoders=skip)
+    columns = {key: [] for key in _METADATA}
+    encoded = []
+    for split in sorted(sources):
+        source = sources[split]
+        for i in range(len(source)):
+            example = source[i]
+            for key in _METADATA:
+                value = example[key]
+                columns[key].append(value.decode() if isinstance(value, bytes) else value)
+            encoded.append(list(example["frames"]))
+    arrays = {key: np.asarray(values) for key, values in columns.items()}
+    for key in ("onset", "apex", "offset", "label_3class"):
+        arrays[key] = arrays[key].astype(np.int32)
+    _validate(name, arrays, encoded)
+    return Corpus(name=name, version=str(builder.version), encoded_frames=encoded, **arrays)
+
+
+def _validate(name: str, arrays: dict, encoded: list) -> None:
+    """Every key-frame index must point inside its clip, in order; name the clip otherwise."""
+    for i, frames in enumerate(encoded):
+        o, a, f = arrays["onset"][i], arrays["apex"][i], arrays["offset"][i]
+        if not 0 <= o <= a <= f < len(frames):
+            raise ValueError(f"{name}: clip {arrays['clip'][i]} has onset/apex/offset {o}/{a}/{f}, "
+                             f"expected 0 <= onset <= apex <= offset < {len(frames)} frames")
+    if len(set(arrays["clip"].tolist())) != len(encoded):
+        raise ValueError(f"{name}: clip ids are not unique")

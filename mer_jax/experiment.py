@@ -1,0 +1,117 @@
+"""One experiment end to end: corpus -> features -> fold plan -> fold-parallel training -> report.
+
+`train_and_evaluate(config, workdir)` is what `python -m mer_jax.main` runs, and is importable from
+a notebook. It sits above the layers it wires together (data, features, models, train, evaluate).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mer_jax.data import folds, taxonomy
+from mer_jax.data.corpus import load_corpus
+from mer_jax.evaluate import metrics, report
+from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
+from mer_jax.models import registry
+from mer_jax.train import checkpointing, trainer, writers
+
+
+def load_inputs(config):
+    """(corpus, labels, feature arrays, exclusion counts) for the config's corpus and label scheme."""
+    dc = config.data
+    corpus = load_corpus(dc.corpus, data_dir=dc.data_dir, manual_dir=dc.manual_dir)
+    labels = corpus.labels(dc.label_scheme)
+    excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
+    if excluded:
+        logging.info("label scheme %s excludes %d samples by emotion: %s", dc.label_scheme,
+                     int((labels < 0).sum()), excluded)
+    corpus, labels = corpus.subset(labels >= 0), labels[labels >= 0]
+    if dc.shuffle_labels:
+        labels = np.random.default_rng(config.seed).permutation(labels)
+    if config.features.kind != "keyframe_flow":
+        raise ValueError(f"features.kind {config.features.kind!r} is not available; expected 'keyframe_flow'")
+    feature_config = KeyframeFlowConfig.from_dict(
+        {k: v for k, v in config.features.to_dict().items() if k not in ("kind", "cache_dir")})
+    arrays = compute_keyframe_flow(corpus, feature_config, cache_dir=config.features.cache_dir,
+                                   progress=config.train.progress)
+    return corpus, labels, arrays, excluded
+
+
+def make_plan(config, corpus) -> folds.FoldPlan:
+    dc = config.data
+    plan = folds.make_plan(dc.protocol, corpus.subject, corpus.dataset, k=dc.kfold_k, seed=config.seed)
+    if config.train.selection == "val":
+        plan = folds.with_validation(plan, corpus.subject, config.train.num_val_subjects, seed=config.seed)
+    return plan
+
+
+def train_and_evaluate(config, workdir) -> dict | None:
+    """Train every fold, then write results.json, results.md, plots and scalars to `workdir`.
+
+    Returns the results dict, or None when the run stopped early (`train.stop_after_epochs`); running
+    again with the same workdir resumes it.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    corpus, labels, arrays, excluded = load_inputs(config)
+    class_names = list(taxonomy.LABEL_SCHEMES[config.data.label_scheme])
+    plan = make_plan(config, corpus)
+    checkpointing.write_or_check_run_info(workdir, {"config": config.to_dict(), "plan": plan.to_json(),
+                                                    "clips": corpus.clip.tolist()})
+    model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    make_model = lambda rngs: registry.create_model(config.model.name, len(class_names), rngs=rngs, **model_kwargs)
+    result = trainer.train_folds(
+        config=config, workdir=workdir, data={**arrays, "label": labels}, plan=plan, make_model=make_model,
+        input_keys=registry.model_inputs(config.model.name), flow_keys=("flow",),
+        num_classes=len(class_names), score_fn=lambda y, p: metrics.uf1(y, p, len(class_names)))
+    if result.interrupted:
+        logging.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
+                        "--workdir to resume", config.train.stop_after_epochs)
+        return None
+    summary = metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names)
+    history = _curves(result, labels, len(class_names))
+    results = {
+        **summary,
+        "model": config.model.name,
+        "corpus": corpus.name,
+        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.data.label_scheme,
+                     "classes": class_names, "excluded_by_label_scheme": excluded,
+                     "shuffled_labels": bool(config.data.shuffle_labels)},
+        "selection": result.selection,
+        "selected_epoch": {plan.names[f]: int(e) for f, e in enumerate(result.selected_epoch)},
+        "wall_time_s": result.wall_time_s,
+        "config": config.to_dict(),
+    }
+    _write_scalars(workdir, history)
+    report.write_report(workdir, results, history)
+    logging.info("%s on %s, %s, selection=%s: UF1 %.4f UAR %.4f accuracy %.4f (%.0f s)", config.model.name,
+                 corpus.name, plan.protocol, result.selection, results["uf1"], results["uar"],
+                 results["accuracy"], result.wall_time_s)
+    return results
+
+
+def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int) -> dict:
+    """Per-epoch means over folds and pooled held-out UF1/UAR per eval epoch (for plots, TensorBoard)."""
+    h = result.history
+    preds = [p.argmax(-1) for p in h["test_probs"]]
+    curves = {"epoch": h["epoch"], "train_loss": h["train_loss"].mean(1).tolist(),
+              "train_accuracy": h["train_accuracy"].mean(1).tolist(), "eval_epoch": h["eval_epoch"],
+              "test_uf1": [metrics.uf1(labels, p, num_classes) for p in preds],
+              "test_uar": [metrics.uar(labels, p, num_classes) for p in preds]}
+    if h["val_score"] is not None:
+        curves["val_uf1"] = h["val_score"].mean(1).tolist()
+    return curves
+
+
+def _write_scalars(workdir: Path, curves: dict) -> None:
+    writer = writers.create_writer(workdir)
+    for i, epoch in enumerate(curves["epoch"]):
+        writer.write_scalars(epoch, {"train/loss": curves["train_loss"][i],
+                                     "train/accuracy": curves["train_accuracy"][i]})
+    for i, epoch in enumerate(curves["eval_epoch"]):
+        writer.write_scalars(epoch, {"test/uf1": curves["test_uf1"][i], "test/uar": curves["test_uar"][i]})
+    writer.flush()
+    writer.close()

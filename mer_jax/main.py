@@ -1,0 +1,31 @@
+"""Command line entry: `python -m mer_jax.main --config configs/m3enet.py --workdir DIR`.
+
+`--config.train.num_epochs=10` and similar flags override any config field.
+"""
+from __future__ import annotations
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant`.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the report.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from mer_jax import experiment
+
+    logging.set_verbosity(logging.INFO)
+    results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    if results is not None:
+        print(f"{results['model']} on {results['corpus']} ({results['protocol']['name']}, "
+              f"{results['protocol']['num_folds']} folds, selection={results['selection']}): "
+              f"UF1 {results['uf1']:.4f}  UAR {results['uar']:.4f}  accuracy {results['accuracy']:.4f}  "
+              f"-> {_WORKDIR.value}/results.md")
+
+
+if __name__ == "__main__":
+    app.run(main)

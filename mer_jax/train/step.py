@@ -1,0 +1,68 @@
+"""Update and prediction steps for ONE fold; the trainer runs them as `jax.jit(jax.vmap(...))`.
+
+Both read the corpus features from `data` (a dict of [N, ...] arrays shared by all folds) and
+gather their batch by sample id, so only int ids travel per step.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from clu import metrics as clu_metrics
+from flax import nnx, struct
+
+from mer_jax.data.augment import AugmentConfig, augment_batch
+
+
+@struct.dataclass
+class TrainMetrics(clu_metrics.Collection):
+    loss: clu_metrics.Average.from_output("loss")
+    accuracy: clu_metrics.Accuracy
+
+
+def _apply(graphdef, params, batch_stats, inputs, train: bool):
+    """Logits and the BatchNorm statistics after the call (changed only when `train`)."""
+    model = nnx.merge(graphdef, params, batch_stats, copy=True)
+    logits = model(inputs, train=train)
+    return logits, nnx.state(model, nnx.BatchStat)
+
+
+def train_step(state, data, sample_ids, variant_ids, alpha, aug_key, *, graphdef, tx, loss_fn: Callable,
+               input_keys, flow_keys, augment: AugmentConfig):
+    """One optimizer update of one fold on the batch `sample_ids` [B] (variants `variant_ids` [B]).
+
+    `alpha` [K] is the fold's class weighting for the loss. Returns (new state, TrainMetrics).
+    """
+    inputs = {k: data[k][sample_ids] for k in input_keys}
+    if augment.variants > 1:
+        inputs = augment_batch(inputs, sample_ids, variant_ids, aug_key, augment, flow_keys)
+    labels = data["label"][sample_ids]
+
+    def loss_of(params):
+        logits, stats = _apply(graphdef, params, state["batch_stats"], inputs, train=True)
+        return loss_fn(logits, labels, alpha), (logits, stats)
+
+    (loss, (logits, stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    new_state = {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats,
+                 "opt_state": opt_state, "step": state["step"] + 1}
+    return new_state, TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=labels)
+
+
+def predict(params, batch_stats, data, sample_ids, *, graphdef, input_keys):
+    """Class probabilities [T, K] of one fold's model on `sample_ids` [T] (eval mode)."""
+    inputs = {k: data[k][sample_ids] for k in input_keys}
+    logits, _ = _apply(graphdef, params, batch_stats, inputs, train=False)
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+
+def fold_parallel(fn, **static):
+    """`fn` bound to its static arguments and vmapped over a leading fold axis of every argument
+    except `data` (the shared feature arrays) and, for train steps, the augmentation key."""
+    bound = functools.partial(fn, **static)
+    if fn is train_step:
+        return jax.vmap(bound, in_axes=(0, None, 0, 0, 0, None))
+    return jax.vmap(bound, in_axes=(0, 0, None, 0))
