@@ -3,7 +3,6 @@
 Both read the corpus features from `data` (a dict of [N, ...] arrays shared by all folds) and
 gather their batch by sample id, so only int ids travel per step.
 """
-from __future__ import annotations
 
 import functools
 from typing import Callable

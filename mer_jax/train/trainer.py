@@ -117,7 +117,11 @@ class _Run:
         init = jax.jit(lambda keys: init_fold_states(self.make_model, self.tx, keys)[1],
                        out_shardings=sharding.fold_sharded(self.mesh))
         train = init(fold_keys(self.config.seed, np.asarray(fold_ids)))
-        return {"train": train, "selected": {"params": train["params"], "batch_stats": train["batch_stats"]}}
+        if self.tc.selection == "last":
+            return {"train": train}
+        # The model kept by the selection rule; a copy, since the train state is donated every step.
+        return {"train": train, "selected": jax.tree.map(jnp.copy, {"params": train["params"],
+                                                                     "batch_stats": train["batch_stats"]})}
 
     def predict_folds(self, model_state, masks):
         """Per-fold probability lists for the samples of each row of `masks` [F, N]."""
@@ -167,7 +171,7 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
             state["train"], metrics = run.step_fn(state["train"], run.data, run.put_folds(ids[:, s], batch=True),
                                                   run.put_folds(variants[:, s], batch=True), alpha, run.aug_key)
             totals = metrics if totals is None else totals.merge(metrics)
-        computed = jax.device_get(totals.compute())
+        computed = jax.device_get(jax.vmap(lambda m: m.compute())(totals))
         loss, acc = np.asarray(computed["loss"])[:real], np.asarray(computed["accuracy"])[:real]
         if not np.all(np.isfinite(loss)):
             raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1} in folds "
