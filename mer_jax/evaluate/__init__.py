@@ -1,0 +1,1 @@
+"""Evaluation: pooled held-out metrics (`metrics`) and the run report (`report`)."""
