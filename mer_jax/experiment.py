@@ -85,6 +85,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
         "wall_time_s": result.wall_time_s,
         "config": config.to_dict(),
     }
+    _write_predictions(workdir, corpus, labels, result, plan, class_names)
     _write_scalars(workdir, history)
     report.write_report(workdir, results, history)
     logging.info("%s on %s, %s, selection=%s: UF1 %.4f UAR %.4f accuracy %.4f (%.0f s)", config.model.name,
@@ -104,6 +105,19 @@ def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int) -
     if h["val_score"] is not None:
         curves["val_uf1"] = h["val_score"].mean(1).tolist()
     return curves
+
+
+def _write_predictions(workdir: Path, corpus, labels, result: trainer.TrainResult, plan, class_names) -> None:
+    """predictions.csv: one row per sample with its testing fold, label, prediction and probabilities."""
+    import pandas as pd
+
+    table = pd.DataFrame({"clip": corpus.clip, "subject": corpus.subject, "dataset": corpus.dataset,
+                          "fold": [plan.names[f] for f in result.test_fold],
+                          "label": [class_names[y] for y in labels],
+                          "prediction": [class_names[p] for p in result.test_probs.argmax(-1)]})
+    for k, name in enumerate(class_names):
+        table[f"prob_{name}"] = result.test_probs[:, k]
+    table.to_csv(workdir / "predictions.csv", index=False, float_format="%.7g")
 
 
 def _write_scalars(workdir: Path, curves: dict) -> None:

@@ -1,0 +1,21 @@
+"""Test session set-up: 4 simulated CPU devices, a private TFDS data dir and feature cache."""
+import os
+import tempfile
+
+import jax
+
+# Must happen before any device is touched: lets sharding tests build ('fold', 'data') meshes on CPU.
+jax.config.update("jax_num_cpu_devices", 4)
+# Identical programs compiled by several tests are compiled once.
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="mer_jax_jit_cache_"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A TFDS data dir for the session; the feature cache goes next to it."""
+    root = tmp_path_factory.mktemp("mer_jax")
+    os.environ["MER_JAX_CACHE"] = str(root / "cache")
+    return str(root / "tensorflow_datasets")

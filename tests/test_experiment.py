@@ -1,0 +1,103 @@
+"""End to end: M3ENet under LOSO on the synthetic smoke corpus, through `train_and_evaluate`."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from configs import m3enet
+from mer_jax import experiment
+
+
+def smoke_config(data_dir, **train):
+    config = m3enet.get_config("smoke")
+    config.data.data_dir = data_dir
+    config.train.progress = False
+    for key, value in train.items():
+        config.train[key] = value
+    return config
+
+
+def run(config, workdir):
+    return experiment.train_and_evaluate(config, workdir)
+
+
+@pytest.fixture(scope="module")
+def baseline(data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("baseline")
+    return run(smoke_config(data_dir), workdir), workdir
+
+
+def probabilities(workdir):
+    """Held-out class probabilities of every sample, in corpus order, from predictions.csv."""
+    table = pd.read_csv(workdir / "predictions.csv")
+    return table[[c for c in table.columns if c.startswith("prob_")]].to_numpy()
+
+
+def test_run_writes_the_report(baseline):
+    results, workdir = baseline
+    saved = json.loads((workdir / "results.json").read_text())
+    for key in ("uf1", "uar", "accuracy", "per_class", "per_dataset", "per_fold", "protocol", "selection",
+                "config"):
+        assert key in saved
+    assert saved["selection"] == "last" and saved["protocol"]["name"] == "loso"
+    assert saved["protocol"]["num_folds"] == len(saved["per_fold"]["folds"]) == 6
+    assert (workdir / "results.md").read_text().count("UF1") >= 1
+    for png in ("confusion_matrix.png", "curves.png"):
+        assert (workdir / png).stat().st_size > 5000
+    assert (workdir / "checkpoints" / "run.json").exists()
+    assert any((workdir / "checkpoints" / "chunk_000").iterdir())
+
+
+def test_true_labels_are_learned_and_shuffled_labels_are_not(baseline, data_dir, tmp_path):
+    results, _ = baseline
+    config = smoke_config(data_dir)
+    config.data.shuffle_labels = True
+    shuffled = run(config, tmp_path)
+    assert shuffled["protocol"]["shuffled_labels"]
+    assert shuffled["uf1"] <= 0.45, shuffled["uf1"]
+    assert results["uf1"] >= shuffled["uf1"] + 0.2, (results["uf1"], shuffled["uf1"])
+
+
+def test_same_seed_same_results(baseline, data_dir, tmp_path):
+    again = run(smoke_config(data_dir), tmp_path)
+    np.testing.assert_array_equal(probabilities(tmp_path), probabilities(baseline[1]))
+    assert again["confusion_matrix"] == baseline[0]["confusion_matrix"]
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(baseline, data_dir, tmp_path):
+    assert run(smoke_config(data_dir, stop_after_epochs=3), tmp_path) is None
+    assert not (tmp_path / "results.json").exists()
+    resumed = run(smoke_config(data_dir), tmp_path)
+    np.testing.assert_array_equal(probabilities(tmp_path), probabilities(baseline[1]))
+    assert resumed["uf1"] == baseline[0]["uf1"]
+
+
+def test_workdir_of_another_run_is_refused(baseline, data_dir):
+    _, workdir = baseline
+    with pytest.raises(ValueError, match="different run"):
+        run(smoke_config(data_dir, num_epochs=7), workdir)
+
+
+@pytest.mark.parametrize("fold_devices,data_devices,fold_chunk", [(2, 2, 0), (4, 1, 3)])
+def test_sharded_and_chunked_runs_match_one_device(baseline, data_dir, tmp_path, fold_devices, data_devices,
+                                                   fold_chunk):
+    run(_with_mesh(smoke_config(data_dir), 1, 1), tmp_path / "single")
+    run(_with_mesh(smoke_config(data_dir, fold_chunk=fold_chunk), fold_devices, data_devices),
+        tmp_path / "sharded")
+    np.testing.assert_allclose(probabilities(tmp_path / "sharded"), probabilities(tmp_path / "single"), atol=2e-3)
+
+
+def _with_mesh(config, fold_devices, data_devices):
+    config.mesh.fold_devices = fold_devices
+    config.mesh.data_devices = data_devices
+    return config
+
+
+@pytest.mark.parametrize("selection", ["val", "test_selected"])
+def test_selection_modes_are_labelled(data_dir, tmp_path, selection):
+    results = run(smoke_config(data_dir, selection=selection), tmp_path)
+    assert results["selection"] == selection
+    markdown = (tmp_path / "results.md").read_text()
+    assert ("test_selected" in markdown) == (selection == "test_selected")
+    assert all(1 <= e <= 6 for e in results["selected_epoch"].values())
