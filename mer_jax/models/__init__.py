@@ -1,0 +1,1 @@
+"""The networks (one file each), their shared blocks, the registry and complexity counters."""

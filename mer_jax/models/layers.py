@@ -1,0 +1,64 @@
+"""Blocks shared by the networks, with PyTorch's default initialisation and BatchNorm settings.
+
+The public reference code of these networks is PyTorch and keeps PyTorch's defaults, so the layers
+here do too: weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a=sqrt(5)),
+BatchNorm momentum 0.1 (0.9 in Flax's convention) and epsilon 1e-5. Tensors are NHWC.
+"""
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Conv2d and Linear weights.
+_TORCH_KERNEL_INIT = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _torch_bias(layer: nnx.Conv | nnx.Linear, fan_in: int, rngs: nnx.Rngs) -> None:
+    """Replace the bias (zeros in Flax) by PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = fan_in ** -0.5
+    layer.bias[...] = jax.random.uniform(rngs.params(), layer.bias.shape, minval=-bound, maxval=bound)
+
+
+def conv(in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
+         rngs: nnx.Rngs) -> nnx.Conv:
+    """Square convolution with bias, explicit symmetric padding (as PyTorch's `padding=`)."""
+    layer = nnx.Conv(in_features, out_features, (kernel, kernel), strides=stride,
+                     padding=((padding, padding), (padding, padding)), kernel_init=_TORCH_KERNEL_INIT, rngs=rngs)
+    _torch_bias(layer, kernel * kernel * in_features, rngs)
+    return layer
+
+
+def linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
+    layer = nnx.Linear(in_features, out_features, kernel_init=_TORCH_KERNEL_INIT, rngs=rngs)
+    _torch_bias(layer, in_features, rngs)
+    return layer
+
+
+def batch_norm(num_features: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """BatchNorm2d/1d defaults: momentum 0.1 (PyTorch) = 0.9 (Flax), epsilon 1e-5, two-pass variance."""
+    return nnx.BatchNorm(num_features, momentum=0.9, epsilon=1e-5, use_fast_variance=False, rngs=rngs)
+
+
+class ResBlock(nnx.Module):
+    """conv3x3 (stride 2 if `downsample`) + BN + ReLU, conv3x3 + BN, plus a shortcut, then ReLU.
+
+    The shortcut is conv1x1 (same stride) + BN when the block downsamples or changes the width, the
+    identity otherwise. Padding 1 halves 48 -> 24 -> 12 -> 6 exactly as PyTorch does.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, downsample: bool, rngs: nnx.Rngs):
+        stride = 2 if downsample else 1
+        self.conv1 = conv(in_features, out_features, 3, stride=stride, padding=1, rngs=rngs)
+        self.bn1 = batch_norm(out_features, rngs=rngs)
+        self.conv2 = conv(out_features, out_features, 3, padding=1, rngs=rngs)
+        self.bn2 = batch_norm(out_features, rngs=rngs)
+        projected = downsample or in_features != out_features
+        self.shortcut_conv = conv(in_features, out_features, 1, stride=stride, rngs=rngs) if projected else None
+        self.shortcut_bn = batch_norm(out_features, rngs=rngs) if projected else None
+
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        y = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
+        y = self.bn2(self.conv2(y), use_running_average=not train)
+        if self.shortcut_conv is not None:
+            x = self.shortcut_bn(self.shortcut_conv(x), use_running_average=not train)
+        return jax.nn.relu(y + x)

@@ -1,0 +1,1 @@
+"""Fold-parallel training: losses, state, steps, sharding, checkpoints and the loop."""
