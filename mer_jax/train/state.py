@@ -33,19 +33,18 @@ def fold_keys(seed: int, fold_ids: np.ndarray) -> jax.Array:
     return jax.vmap(lambda f: jax.random.fold_in(root, f))(jnp.asarray(fold_ids))
 
 
+def model_graphdef(make_model: Callable[[nnx.Rngs], nnx.Module]):
+    """The static graph of the model, from an abstract (allocation-free) construction."""
+    return split_model(nnx.eval_shape(lambda: make_model(nnx.Rngs(0))))[0]
+
+
 def init_fold_states(make_model: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation,
                      keys: jax.Array):
-    """(graphdef, state) with the state stacked over the folds whose init keys are `keys`."""
-    graphdef = split_model(nnx.eval_shape(lambda: make_model(nnx.Rngs(0))))[0]
+    """Train state stacked over the folds whose init keys are `keys`."""
 
     def init_one(key):
         _, params, stats = split_model(make_model(nnx.Rngs(key)))
         return {"params": params, "batch_stats": stats, "opt_state": tx.init(params),
                 "step": jnp.zeros((), jnp.int32)}
 
-    return graphdef, jax.vmap(init_one)(keys)
-
-
-def take_folds(state, index):
-    """The folds `index` (int array) of a fold-stacked pytree."""
-    return jax.tree.map(lambda x: x[index], state)
+    return jax.vmap(init_one)(keys)

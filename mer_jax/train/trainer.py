@@ -16,6 +16,7 @@ Model selection, applied per fold:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from mer_jax.data.augment import AugmentConfig
 from mer_jax.data.folds import FoldPlan
 from mer_jax.train import losses, sampling, sharding
 from mer_jax.train.checkpointing import ChunkCheckpointer
-from mer_jax.train.state import fold_keys, init_fold_states
+from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
 from mer_jax.train.step import fold_parallel, predict, train_step
 
 SELECTIONS = ("last", "val", "test_selected")
@@ -99,10 +100,12 @@ class _Run:
         self.augment = AugmentConfig(**config.augment)
         self.steps = sampling.steps_per_epoch(plan.train, self.augment.variants, tc.batch_size)
         self.tx = _optimizer(tc, self.steps * tc.num_epochs)
-        self.make_model = make_model
         self.data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()}, sharding.replicated(self.mesh))
         self.aug_key = jax.random.key(config.seed + 1)
-        graphdef = init_fold_states(make_model, self.tx, fold_keys(config.seed, np.zeros(1, int)))[0]
+        graphdef = model_graphdef(make_model)
+        # Jitted once: every chunk is padded to the same size, so this compiles once per run.
+        self.init_fn = jax.jit(functools.partial(init_fold_states, make_model, self.tx),
+                               out_shardings=sharding.fold_sharded(self.mesh))
         self.step_fn = jax.jit(fold_parallel(train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc),
                                              input_keys=tuple(input_keys), flow_keys=tuple(flow_keys),
                                              augment=self.augment), donate_argnums=0)
@@ -114,9 +117,7 @@ class _Run:
         return jax.device_put(x, spec)
 
     def init_state(self, fold_ids):
-        init = jax.jit(lambda keys: init_fold_states(self.make_model, self.tx, keys)[1],
-                       out_shardings=sharding.fold_sharded(self.mesh))
-        train = init(fold_keys(self.config.seed, np.asarray(fold_ids)))
+        train = self.init_fn(fold_keys(self.config.seed, np.asarray(fold_ids)))
         if self.tc.selection == "last":
             return {"train": train}
         # The model kept by the selection rule; a copy, since the train state is donated every step.
