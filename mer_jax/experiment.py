@@ -18,6 +18,8 @@ from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_
 from mer_jax.models import registry
 from mer_jax.train import checkpointing, trainer, writers
 
+log = logging.getLogger(__name__)
+
 
 def load_inputs(config):
     """(corpus, labels, feature arrays, exclusion counts) for the config's corpus and label scheme."""
@@ -26,7 +28,7 @@ def load_inputs(config):
     labels = corpus.labels(dc.label_scheme)
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
     if excluded:
-        logging.info("label scheme %s excludes %d samples by emotion: %s", dc.label_scheme,
+        log.info("label scheme %s excludes %d samples by emotion: %s", dc.label_scheme,
                      int((labels < 0).sum()), excluded)
     corpus, labels = corpus.subset(labels >= 0), labels[labels >= 0]
     if dc.shuffle_labels:
@@ -68,7 +70,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
         input_keys=registry.model_inputs(config.model.name), flow_keys=("flow",),
         num_classes=len(class_names), score_fn=lambda y, p: metrics.uf1(y, p, len(class_names)))
     if result.interrupted:
-        logging.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
+        log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
                         "--workdir to resume", config.train.stop_after_epochs)
         return None
     summary = metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names)
@@ -88,7 +90,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
     _write_predictions(workdir, corpus, labels, result, plan, class_names)
     _write_scalars(workdir, history)
     report.write_report(workdir, results, history)
-    logging.info("%s on %s, %s, selection=%s: UF1 %.4f UAR %.4f accuracy %.4f (%.0f s)", config.model.name,
+    log.info("%s on %s, %s, selection=%s: UF1 %.4f UAR %.4f accuracy %.4f (%.0f s)", config.model.name,
                  corpus.name, plan.protocol, result.selection, results["uf1"], results["uar"],
                  results["accuracy"], result.wall_time_s)
     return results

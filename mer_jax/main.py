@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import logging as std_logging
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -18,7 +20,10 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from mer_jax import experiment
 
-    logging.set_verbosity(logging.INFO)
+    if not flags.FLAGS["verbosity"].present:
+        # Our own progress at INFO; dependencies (orbax, TensorFlow) only from WARNING up.
+        logging.set_verbosity(logging.WARNING)
+        std_logging.getLogger("mer_jax").setLevel(std_logging.INFO)
     results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if results is not None:
         print(f"{results['model']} on {results['corpus']} ({results['protocol']['name']}, "

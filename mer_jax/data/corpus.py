@@ -13,6 +13,8 @@ import numpy as np
 
 from mer_jax.data import taxonomy
 
+log = logging.getLogger(__name__)
+
 _METADATA = ("subject", "dataset", "clip", "emotion", "label_3class", "aus", "onset", "apex",
              "offset", "fps")
 
@@ -68,6 +70,21 @@ class Corpus:
         return {"name": self.name, "version": self.version, "num_samples": len(self)}
 
 
+def _keep_encoded():
+    """A TFDS decoder that leaves a Sequence(Image) feature as its encoded bytes.
+
+    `tfds.decode.SkipDecoding` does this for single images, but in tfds 4.9.10 it lacks the NumPy
+    path for sequences (`decode_batch_example_np`), which data sources use.
+    """
+    import tensorflow_datasets as tfds
+
+    class KeepEncoded(tfds.decode.SkipDecoding):
+        def decode_batch_example_np(self, serialized_example):
+            return serialized_example
+
+    return KeepEncoded()
+
+
 def _register_builders() -> None:
     """Importing the builder packages registers them with TFDS."""
     import tfds_builders  # noqa: F401  (registers every mer_jax builder)
@@ -83,11 +100,11 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
     _register_builders()
     builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
     if not builder.is_prepared():
-        logging.info("building %s into %s", name, builder.data_dir)
+        log.info("building %s into %s", name, builder.data_dir)
         builder.download_and_prepare(
             file_format="array_record",
             download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    skip = {key: tfds.decode.SkipDecoding() for key in ("frames", "depth")
+    skip = {key: _keep_encoded() for key in ("frames", "depth")
             if key in builder.info.features}
     sources = builder.as_data_source(decoders=skip)
     columns = {key: [] for key in _METADATA}

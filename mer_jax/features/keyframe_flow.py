@@ -16,6 +16,8 @@ from mer_jax.features import cache
 from mer_jax.features.flow_tvl1 import TVL1Params, tvl1_flow
 from mer_jax.features.strain import optical_strain
 
+log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class KeyframeFlowConfig:
@@ -67,7 +69,7 @@ def compute_keyframe_flow(corpus, config: KeyframeFlowConfig, cache_dir=None,
     clips = corpus.clip.tolist()
     cached = cache.load(path, clips)
     if cached is not None:
-        logging.info("features: loaded %s from cache %s", corpus.name, path)
+        log.info("features: loaded %s from cache %s", corpus.name, path)
         return cached
     flows, keyframes = [], []
     for i in tqdm(range(len(corpus)), desc=f"TV-L1 flow {corpus.name}", disable=not progress):

@@ -35,6 +35,8 @@ from mer_jax.train.checkpointing import ChunkCheckpointer
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
 from mer_jax.train.step import fold_parallel, predict, train_step
 
+log = logging.getLogger(__name__)
+
 SELECTIONS = ("last", "val", "test_selected")
 
 
@@ -154,7 +156,7 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
             checkpointer.close()
             return meta, False
         state, meta = checkpointer.restore(state)
-        logging.info("chunk %d: resumed from epoch %d", chunk_index, meta["epoch"])
+        log.info("chunk %d: resumed from epoch %d", chunk_index, meta["epoch"])
     alpha = run.put_folds(np.stack([losses.inverse_frequency_alpha(run.labels[m], run.num_classes)
                                     for m in train_masks]).astype(np.float32))
     from tqdm.auto import tqdm
@@ -235,7 +237,7 @@ def train_folds(*, config, workdir, data: dict, plan: FoldPlan, make_model: Call
     start = time.perf_counter()
     run = _Run(config=config, workdir=workdir, data=data, plan=plan, make_model=make_model,
                input_keys=input_keys, flow_keys=flow_keys, num_classes=num_classes, score_fn=score_fn)
-    logging.info("training %d folds in %d chunk(s) of %d on mesh %s, %d steps/epoch",
+    log.info("training %d folds in %d chunk(s) of %d on mesh %s, %d steps/epoch",
                  plan.num_folds, len(run.chunks), run.chunk_size, dict(run.mesh.shape), run.steps)
     metas = []
     with jax.set_mesh(run.mesh):

@@ -5,6 +5,8 @@ import json
 import logging
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 
 class JsonlWriter:
     """Appends `{"step": s, "name": value, ...}` lines to `<workdir>/metrics.jsonl`."""
@@ -30,6 +32,6 @@ def create_writer(workdir):
         from clu import metric_writers
         return metric_writers.create_default_writer(str(workdir), just_logging=False)
     except ImportError as error:
-        logging.warning("TensorBoard writer unavailable (%s: install mer_jax[tf]); "
+        log.warning("TensorBoard writer unavailable (%s: install mer_jax[tf]); "
                         "writing scalars to %s/metrics.jsonl", error, workdir)
         return JsonlWriter(workdir)
