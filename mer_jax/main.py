@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging as std_logging
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -18,6 +19,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        # Later runs of the same model and shapes skip XLA compilation.
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mer_jax" / "jit"))
     from mer_jax import experiment
 
     if not flags.FLAGS["verbosity"].present:
