@@ -1,11 +1,11 @@
-"""Test session set-up: 4 simulated CPU devices, a private TFDS data dir and feature cache."""
+"""Test session set-up: 2 simulated CPU devices, a private TFDS data dir and feature cache."""
 import os
 import tempfile
 
 import jax
 
 # Must happen before any device is touched: lets sharding tests build ('fold', 'data') meshes on CPU.
-jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_num_cpu_devices", 2)
 # Identical programs compiled by several tests are compiled once.
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="mer_jax_jit_cache_"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

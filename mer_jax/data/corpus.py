@@ -7,6 +7,7 @@ decodes the other frames.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 
 import numpy as np
@@ -66,8 +67,16 @@ class Corpus:
         return dataclasses.replace(self, **arrays, encoded_frames=[self.encoded_frames[i] for i in index])
 
     def identity(self) -> dict:
-        """What the corpus content depends on, for cache keys."""
-        return {"name": self.name, "version": self.version, "num_samples": len(self)}
+        """What the corpus content depends on, for cache keys: name, version and a fingerprint of
+        the annotations and of the encoded onset, apex and offset frames of every clip (so a
+        regenerated or re-annotated corpus never reuses stale features)."""
+        digest = hashlib.sha256()
+        for i in range(len(self)):
+            digest.update(f"{self.clip[i]}|{self.onset[i]}|{self.apex[i]}|{self.offset[i]}|{self.emotion[i]}".encode())
+            for t in (self.onset[i], self.apex[i], self.offset[i]):
+                digest.update(self.encoded_frames[i][t])
+        return {"name": self.name, "version": self.version, "num_samples": len(self),
+                "fingerprint": digest.hexdigest()}
 
 
 def _keep_encoded():

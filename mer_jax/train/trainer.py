@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from tqdm.auto import tqdm
 
 from mer_jax.data.augment import AugmentConfig
 from mer_jax.data.folds import FoldPlan
@@ -96,7 +97,9 @@ class _Run:
         fold_dev = self.mesh.shape["fold"]
         if tc.batch_size % self.mesh.shape["data"]:
             raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of mesh.data_devices")
-        chunk = plan.num_folds if tc.fold_chunk in (0, -1) else min(tc.fold_chunk, plan.num_folds)
+        if tc.fold_chunk < 0:
+            raise ValueError(f"train.fold_chunk must be 0 (all folds at once) or positive, got {tc.fold_chunk}")
+        chunk = plan.num_folds if tc.fold_chunk == 0 else min(tc.fold_chunk, plan.num_folds)
         self.chunk_size = math.ceil(chunk / fold_dev) * fold_dev   # padded to the fold devices
         self.chunks = [list(range(s, min(s + chunk, plan.num_folds))) for s in range(0, plan.num_folds, chunk)]
         self.augment = AugmentConfig(**config.augment)
@@ -153,20 +156,19 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     padded = fold_ids + [fold_ids[-1]] * (run.chunk_size - real)
     train_masks, test_masks, val_masks = plan.train[padded], plan.test[padded], plan.val[padded]
     checkpointer = ChunkCheckpointer(run.workdir, chunk_index)
+    if checkpointer.latest_epoch() is not None and checkpointer.latest_epoch() >= tc.num_epochs:
+        meta = checkpointer.restore_meta()
+        checkpointer.close()
+        return meta, False
     state = run.init_state(padded)
     meta = {"fold_ids": fold_ids, "epoch": 0, "train_loss": [], "train_accuracy": [], "eval_epoch": [],
             "test_probs": [], "val_score": [], "best_score": [None] * real, "selected_epoch": [0] * real,
             "selected_test_probs": [None] * real}
     if checkpointer.latest_epoch() is not None:
-        if checkpointer.latest_epoch() >= tc.num_epochs:
-            meta = checkpointer.restore_meta()
-            checkpointer.close()
-            return meta, False
         state, meta = checkpointer.restore(state)
         log.info("chunk %d: resumed from epoch %d", chunk_index, meta["epoch"])
     alpha = run.put_folds(np.stack([losses.inverse_frequency_alpha(run.labels[m], run.num_classes)
                                     for m in train_masks]).astype(np.float32))
-    from tqdm.auto import tqdm
     bar = tqdm(range(meta["epoch"], tc.num_epochs), desc=f"folds {fold_ids[0]}-{fold_ids[-1]}",
                initial=meta["epoch"], total=tc.num_epochs, disable=not tc.progress)
     interrupted = False

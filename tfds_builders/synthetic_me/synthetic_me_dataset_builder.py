@@ -30,7 +30,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         SyntheticMeConfig(name="default", synthetic=synthetic.DEFAULT,
-                          description="16 subjects x 16 clips, 128 x 128, 30 frames at 200 fps."),
+                          description="12 subjects x 12 clips, 128 x 128, 30 frames at 200 fps."),
         SyntheticMeConfig(name="smoke", synthetic=synthetic.SMOKE,
                           description="6 subjects x 10 clips, 64 x 64, 16 frames, clearer signal: for fast tests."),
     ]
