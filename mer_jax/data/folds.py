@@ -58,22 +58,23 @@ def _plan_from_groups(protocol: str, groups: np.ndarray, held_out: list[list[str
     return FoldPlan(protocol, tuple(names), ~test, test, np.zeros_like(test))
 
 
+def _leave_one_out(protocol: str, groups, what: str) -> FoldPlan:
+    """One fold per distinct value of `groups` (in sorted order), holding that group out."""
+    groups = np.asarray(groups, dtype=str)
+    unique = sorted(set(groups.tolist()))
+    if len(unique) < 2:
+        raise ValueError(f"{protocol} needs at least 2 {what}, got {unique}")
+    return _plan_from_groups(protocol, groups, [[g] for g in unique], unique)
+
+
 def loso(subjects) -> FoldPlan:
     """One fold per subject (in sorted order); subject ids must already be globally unique."""
-    subjects = np.asarray(subjects, dtype=str)
-    unique = sorted(set(subjects.tolist()))
-    if len(unique) < 2:
-        raise ValueError(f"LOSO needs at least 2 subjects, got {unique}")
-    return _plan_from_groups("loso", subjects, [[s] for s in unique], unique)
+    return _leave_one_out("loso", subjects, "subjects")
 
 
 def lodo(datasets) -> FoldPlan:
     """One fold per source dataset (leave-one-dataset-out)."""
-    datasets = np.asarray(datasets, dtype=str)
-    unique = sorted(set(datasets.tolist()))
-    if len(unique) < 2:
-        raise ValueError(f"leave-one-dataset-out needs at least 2 datasets, got {unique}")
-    return _plan_from_groups("lodo", datasets, [[d] for d in unique], unique)
+    return _leave_one_out("lodo", datasets, "datasets")
 
 
 def kfold(subjects, k: int, seed: int = 0) -> FoldPlan:
