@@ -29,7 +29,7 @@ def load_inputs(config):
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
     if excluded:
         log.info("label scheme %s excludes %d samples by emotion: %s", dc.label_scheme,
-                     int((labels < 0).sum()), excluded)
+                 int((labels < 0).sum()), excluded)
     corpus, labels = corpus.subset(labels >= 0), labels[labels >= 0]
     if dc.shuffle_labels:
         labels = np.random.default_rng(config.seed).permutation(labels)
@@ -61,7 +61,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
     corpus, labels, arrays, excluded = load_inputs(config)
     class_names = list(taxonomy.LABEL_SCHEMES[config.data.label_scheme])
     plan = make_plan(config, corpus)
-    checkpointing.write_or_check_run_info(workdir, {"config": config.to_dict(), "plan": plan.to_json(),
+    checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
                                                     "clips": corpus.clip.tolist()})
     model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     make_model = lambda rngs: registry.create_model(config.model.name, len(class_names), rngs=rngs, **model_kwargs)
@@ -71,7 +71,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
         num_classes=len(class_names), score_fn=lambda y, p: metrics.uf1(y, p, len(class_names)))
     if result.interrupted:
         log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
-                        "--workdir to resume", config.train.stop_after_epochs)
+                    "--workdir to resume", config.train.stop_after_epochs)
         return None
     summary = metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names)
     history = _curves(result, labels, len(class_names))
@@ -94,6 +94,19 @@ def train_and_evaluate(config, workdir) -> dict | None:
                  corpus.name, plan.protocol, result.selection, results["uf1"], results["uar"],
                  results["accuracy"], result.wall_time_s)
     return results
+
+
+# Fields that control how a run is carried out, not what it computes: a resumed run may change them.
+_RUN_CONTROL = (("train", "stop_after_epochs"), ("train", "progress"), ("features", "cache_dir"),
+                ("data", "data_dir"), ("data", "manual_dir"))
+
+
+def _run_defining(config) -> dict:
+    """The config without its run-control fields: what a resumed run must share with the original."""
+    d = config.to_dict()
+    for section, key in _RUN_CONTROL:
+        d[section].pop(key, None)
+    return d
 
 
 def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int) -> dict:
