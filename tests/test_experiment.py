@@ -77,23 +77,34 @@ def test_workdir_of_another_run_is_refused(baseline, data_dir):
         run(smoke_config(data_dir, num_epochs=5), workdir)
 
 
+# Sharded, chunked and single-device runs differ only by float reassociation, which Adam amplifies;
+# after 2 epochs that is about 1e-3 in probability, while another seed moves them by about 0.08.
+MESH_TOLERANCE = 5e-3
+
+
+def short_config(data_dir, fold_devices, data_devices, **train):
+    return _with_mesh(smoke_config(data_dir, num_epochs=2, **train), fold_devices, data_devices)
+
+
 @pytest.fixture(scope="module")
 def single_device(data_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("single_device")
-    run(_with_mesh(smoke_config(data_dir), 1, 1), workdir)
+    run(short_config(data_dir, 1, 1), workdir)
     return probabilities(workdir)
 
 
-def test_fold_sharded_run_matches_one_device(baseline, single_device):
-    # The baseline runs on the default mesh: both simulated devices on the 'fold' axis.
-    np.testing.assert_allclose(probabilities(baseline[1]), single_device, atol=2e-3)
+@pytest.mark.parametrize("fold_devices,data_devices,fold_chunk", [(2, 1, 0), (1, 2, 0), (2, 1, 3), (1, 1, 1)])
+def test_sharded_and_chunked_runs_match_one_device(single_device, data_dir, tmp_path, fold_devices,
+                                                   data_devices, fold_chunk):
+    run(short_config(data_dir, fold_devices, data_devices, fold_chunk=fold_chunk), tmp_path)
+    np.testing.assert_allclose(probabilities(tmp_path), single_device, atol=MESH_TOLERANCE)
 
 
-@pytest.mark.parametrize("fold_devices,data_devices,fold_chunk", [(1, 2, 0), (2, 1, 3), (1, 1, 1)])
-def test_data_sharded_and_chunked_runs_match_one_device(single_device, data_dir, tmp_path, fold_devices,
-                                                        data_devices, fold_chunk):
-    run(_with_mesh(smoke_config(data_dir, fold_chunk=fold_chunk), fold_devices, data_devices), tmp_path)
-    np.testing.assert_allclose(probabilities(tmp_path), single_device, atol=2e-3)
+def test_mesh_tolerance_tells_different_runs_apart(single_device, data_dir, tmp_path):
+    config = short_config(data_dir, 1, 1)
+    config.seed = 1
+    run(config, tmp_path)
+    assert np.abs(probabilities(tmp_path) - single_device).max() > 5 * MESH_TOLERANCE
 
 
 def _with_mesh(config, fold_devices, data_devices):
