@@ -263,8 +263,7 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
     test_probs = np.full((n, k), np.nan, np.float32)
     test_fold = plan.test.argmax(0)
     selected = np.zeros(plan.num_folds, int)
-    fold_order = [f for meta in metas for f in meta["fold_ids"]]
-    eval_epochs = metas[0]["eval_epoch"] if metas else []
+    eval_epochs = metas[0]["eval_epoch"]
     history_probs = np.full((len(eval_epochs), n, k), np.nan, np.float32)
     for meta in metas:
         for j, f in enumerate(meta["fold_ids"]):
@@ -275,9 +274,9 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
             for e, per_fold in enumerate(meta["test_probs"][:len(eval_epochs)]):
                 history_probs[e, rows] = np.asarray(per_fold[j])
     history = {
-        "epoch": list(range(1, len(metas[0]["train_loss"]) + 1)) if metas else [],
+        "epoch": list(range(1, len(metas[0]["train_loss"]) + 1)),
         "train_loss": _stack_folds(metas, "train_loss"), "train_accuracy": _stack_folds(metas, "train_accuracy"),
-        "eval_epoch": eval_epochs, "test_probs": history_probs, "fold_order": fold_order,
+        "eval_epoch": eval_epochs, "test_probs": history_probs,
         "val_score": _stack_folds(metas, "val_score") if run.tc.selection == "val" else None,
     }
     return TrainResult(test_probs=test_probs, test_fold=test_fold, selected_epoch=selected, history=history,
@@ -286,5 +285,5 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
 
 def _stack_folds(metas: list[dict], key: str) -> np.ndarray:
     """[E, F_done] from per-chunk lists [E][F_chunk], over the epochs every chunk reached."""
-    epochs = min(len(m[key]) for m in metas) if metas else 0
+    epochs = min(len(m[key]) for m in metas)
     return np.concatenate([np.asarray(m[key][:epochs]).reshape(epochs, -1) for m in metas], axis=1)
