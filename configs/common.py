@@ -6,14 +6,14 @@ def get_base_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
 
-    config.data = ml_collections.ConfigDict()
-    config.data.corpus = "synthetic_me/default"   # TFDS name[/config]; built on first use
-    config.data.data_dir = ml_collections.config_dict.placeholder(str)   # TFDS data_dir (default ~/tensorflow_datasets)
-    config.data.manual_dir = ml_collections.config_dict.placeholder(str)  # licensed archive for real corpora
-    config.data.label_scheme = "megc3"            # taxonomy.LABEL_SCHEMES
-    config.data.protocol = "loso"                 # loso | lodo | kfold
-    config.data.kfold_k = 5
-    config.data.shuffle_labels = False            # label-permutation control: UF1 must fall to chance
+    config.dataset = ml_collections.ConfigDict()
+    config.dataset.name = "synthetic_me/default"   # TFDS name[/config]; built on first use
+    config.dataset.data_dir = ml_collections.config_dict.placeholder(str)   # TFDS data_dir (default ~/tensorflow_datasets)
+    config.dataset.manual_dir = ml_collections.config_dict.placeholder(str)  # licensed archive for real corpora
+    config.dataset.label_scheme = "megc3"            # taxonomy.LABEL_SCHEMES
+    config.dataset.protocol = "loso"                 # loso | lodo | kfold
+    config.dataset.kfold_k = 5
+    config.dataset.shuffle_labels = False            # label-permutation control: UF1 must fall to chance
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.fold_devices = -1                 # -1: all devices not used by 'data'

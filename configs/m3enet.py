@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
 
     if arg == "smoke":
         # A few steps on the 6-subject smoke corpus: exercises every part in well under a minute on CPU.
-        config.data.corpus = "synthetic_me/smoke"
+        config.dataset.name = "synthetic_me/smoke"
         t.num_epochs = 4
         t.batch_size = 32
         t.eval_every_epochs = 2

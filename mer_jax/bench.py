@@ -36,7 +36,7 @@ def bench_loso(config) -> None:
     num_folds = experiment.make_plan(config, corpus).num_folds
     together = _time_loso(config, 0)
     sequential = _time_loso(config, 1)
-    print(f"folds: {num_folds}, epochs: {config.train.num_epochs}, corpus: {config.data.corpus}")
+    print(f"folds: {num_folds}, epochs: {config.train.num_epochs}, corpus: {config.dataset.name}")
     print(f"fold_chunk=all ({num_folds} folds vmapped): {together:.1f} s")
     print(f"fold_chunk=1 (one fold at a time): {sequential:.1f} s")
     print(f"ratio sequential/all: {sequential / together:.2f}")

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 def load_inputs(config):
     """(corpus, labels, feature arrays, exclusion counts) for the config's corpus and label scheme."""
-    dc = config.data
-    corpus = load_corpus(dc.corpus, data_dir=dc.data_dir, manual_dir=dc.manual_dir)
+    dc = config.dataset
+    corpus = load_corpus(dc.name, data_dir=dc.data_dir, manual_dir=dc.manual_dir)
     labels = corpus.labels(dc.label_scheme)
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
     if excluded:
@@ -43,7 +43,7 @@ def load_inputs(config):
 
 
 def make_plan(config, corpus) -> folds.FoldPlan:
-    dc = config.data
+    dc = config.dataset
     plan = folds.make_plan(dc.protocol, corpus.subject, corpus.dataset, k=dc.kfold_k, seed=config.seed)
     if config.train.selection == "val":
         plan = folds.with_validation(plan, corpus.subject, config.train.num_val_subjects, seed=config.seed)
@@ -59,7 +59,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     corpus, labels, arrays, excluded = load_inputs(config)
-    class_names = list(taxonomy.LABEL_SCHEMES[config.data.label_scheme])
+    class_names = list(taxonomy.LABEL_SCHEMES[config.dataset.label_scheme])
     plan = make_plan(config, corpus)
     checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
                                                     "clips": corpus.clip.tolist()})
@@ -79,9 +79,9 @@ def train_and_evaluate(config, workdir) -> dict | None:
         **summary,
         "model": config.model.name,
         "corpus": corpus.name,
-        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.data.label_scheme,
+        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.dataset.label_scheme,
                      "classes": class_names, "excluded_by_label_scheme": excluded,
-                     "shuffled_labels": bool(config.data.shuffle_labels)},
+                     "shuffled_labels": bool(config.dataset.shuffle_labels)},
         "selection": result.selection,
         "selected_epoch": {plan.names[f]: int(e) for f, e in enumerate(result.selected_epoch)},
         "wall_time_s": result.wall_time_s,
@@ -98,7 +98,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
 
 # Fields that control how a run is carried out, not what it computes: a resumed run may change them.
 _RUN_CONTROL = (("train", "stop_after_epochs"), ("train", "progress"), ("features", "cache_dir"),
-                ("data", "data_dir"), ("data", "manual_dir"))
+                ("dataset", "data_dir"), ("dataset", "manual_dir"))
 
 
 def _run_defining(config) -> dict:

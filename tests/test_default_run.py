@@ -14,8 +14,8 @@ LEARNED_UF1 = 0.52
 
 def default_run(data_dir, workdir, shuffle_labels):
     config = m3enet.get_config()
-    config.data.data_dir = data_dir
-    config.data.shuffle_labels = shuffle_labels
+    config.dataset.data_dir = data_dir
+    config.dataset.shuffle_labels = shuffle_labels
     config.train.fold_chunk = 1   # fastest on CPU; results do not depend on the chunking
     config.mesh.fold_devices = 1  # one fold at a time needs one device
     config.train.progress = False

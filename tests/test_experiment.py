@@ -11,7 +11,7 @@ from mer_jax import experiment
 
 def smoke_config(data_dir, **train):
     config = m3enet.get_config("smoke")
-    config.data.data_dir = data_dir
+    config.dataset.data_dir = data_dir
     config.train.progress = False
     for key, value in train.items():
         config.train[key] = value
@@ -51,7 +51,7 @@ def test_run_writes_the_report(baseline):
 
 def test_shuffled_labels_stay_at_chance(data_dir, tmp_path):
     config = smoke_config(data_dir)
-    config.data.shuffle_labels = True
+    config.dataset.shuffle_labels = True
     shuffled = run(config, tmp_path)
     assert shuffled["protocol"]["shuffled_labels"]
     assert shuffled["uf1"] <= 0.45, shuffled["uf1"]
