@@ -43,6 +43,7 @@ class ClipRecord:
     label_3class: int | None = None   # None: taxonomy.megc3_label(emotion); composites take it from the GT
     dataset: str | None = None    # None: the builder's corpus; composites keep the source corpus
     fps: float | None = None      # None: the builder's FPS
+    align: bool | None = None     # None: the config's `align`; composites align only their raw parts
     fill_missing: bool = False    # the quirk table says frames are missing: fill with the previous frame
     fixes: list[str] = dataclasses.field(default_factory=list)   # quirk fixes applied to this record
 
@@ -180,11 +181,12 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         import cv2
 
         config = self.builder_config
-        transform = config.align or config.image_size > 0
+        align = config.align if plan.record.align is None else plan.record.align
+        transform = align or config.image_size > 0
         if not transform and all(p.suffix.lower() in (".jpg", ".jpeg", ".png") for p in plan.paths):
             return [_checked_bytes(p, self.name) for p in plan.paths]
         images = [_read_image(p, self.name) for p in plan.paths]
-        if config.align:
+        if align:
             from mer_jax.data import face_align
 
             align_config = face_align.AlignConfig(output_size=config.image_size or 224, detector=config.detector)
