@@ -3,6 +3,10 @@
 A corpus is read through its TFDS builder with the ArrayRecord data source (no TensorFlow needed).
 Frames stay PNG-encoded until asked for, so a feature that needs three key frames of a clip never
 decodes the other frames.
+
+Two kinds of corpus share the schema (mer_jax.data.schema): frame corpora store each clip's frames;
+flow corpora (e.g. `precomputed_flow`) store one precomputed flow image per sample instead
+(`Corpus.kind == "flow"`, `Corpus.flow_image`), and their onset/apex/offset are not frame indices.
 """
 from __future__ import annotations
 
@@ -35,15 +39,25 @@ class Corpus:
     apex: np.ndarray
     offset: np.ndarray
     fps: np.ndarray           # float [N]
-    encoded_frames: list      # per sample: list of PNG/JPEG bytes, one per frame
+    encoded_frames: list | None   # frame corpora: per sample, list of PNG/JPEG bytes, one per frame
+    encoded_flow: list | None = None   # flow corpora: per sample, the PNG bytes of its flow image
+    metadata: dict = dataclasses.field(default_factory=dict)  # the builder's info.metadata (e.g. exclusions)
 
     def __len__(self) -> int:
         return len(self.clip)
+
+    @property
+    def kind(self) -> str:
+        """`frames` (clips of frames) or `flow` (one precomputed flow image per sample)."""
+        return "flow" if self.encoded_flow is not None else "frames"
 
     def frames(self, i: int, which=None) -> np.ndarray:
         """Decoded RGB frames uint8 [T, H, W, 3] of sample i; `which` picks frame indices."""
         import cv2
 
+        if self.encoded_frames is None:
+            raise ValueError(f"{self.name} is a flow corpus: it holds one precomputed flow image per sample "
+                             "and no frames")
         encoded = self.encoded_frames[i]
         which = range(len(encoded)) if which is None else which
         out = []
@@ -53,6 +67,19 @@ class Corpus:
                 raise ValueError(f"{self.name}: frame {t} of clip {self.clip[i]} cannot be decoded")
             out.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         return np.stack(out)
+
+    def flow_image(self, i: int) -> np.ndarray:
+        """The flow image of sample i (flow corpora) as uint8 [H, W, 3], channels in the order
+        `cv2.imread` gives them: B, G, R of the stored PNG (strain, v, u for an image whose R, G, B are
+        u, v, strain), which is what STSTNet's and HTNet's code fed their networks."""
+        import cv2
+
+        if self.encoded_flow is None:
+            raise ValueError(f"{self.name} is a frame corpus: it stores frames, not precomputed flow images")
+        image = cv2.imdecode(np.frombuffer(self.encoded_flow[i], np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{self.name}: the flow image of clip {self.clip[i]} cannot be decoded")
+        return image
 
     def labels(self, scheme: str) -> np.ndarray:
         """Class index per sample under a label scheme (taxonomy.LABEL_SCHEMES); -1 = not in it."""
@@ -64,15 +91,21 @@ class Corpus:
         index = np.flatnonzero(keep)
         arrays = {f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)
                   if isinstance(getattr(self, f.name), np.ndarray)}
-        return dataclasses.replace(self, **arrays, encoded_frames=[self.encoded_frames[i] for i in index])
+        pick = lambda encoded: None if encoded is None else [encoded[i] for i in index]
+        return dataclasses.replace(self, **arrays, encoded_frames=pick(self.encoded_frames),
+                                   encoded_flow=pick(self.encoded_flow))
 
     def identity(self) -> dict:
         """What the corpus content depends on, for cache keys: name, version and a fingerprint of
-        the annotations and of the encoded onset, apex and offset frames of every clip (so a
-        regenerated or re-annotated corpus never reuses stale features)."""
+        the annotations and of the encoded onset, apex and offset frames of every clip (the flow
+        image of every sample in a flow corpus), so a regenerated or re-annotated corpus never
+        reuses stale features."""
         digest = hashlib.sha256()
         for i in range(len(self)):
             digest.update(f"{self.clip[i]}|{self.onset[i]}|{self.apex[i]}|{self.offset[i]}|{self.emotion[i]}".encode())
+            if self.encoded_flow is not None:
+                digest.update(b"flow|" + self.encoded_flow[i])
+                continue
             for t in (self.onset[i], self.apex[i], self.offset[i]):
                 digest.update(self.encoded_frames[i][t])
         return {"name": self.name, "version": self.version, "num_samples": len(self),
@@ -103,6 +136,7 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
     """Build the TFDS corpus `name` (e.g. `synthetic_me/smoke`) if needed, then load it.
 
     Subjects come from one split per subject; samples are ordered by split name, then by position.
+    A builder whose features hold `flow` instead of `frames` gives a flow corpus (`Corpus.kind`).
     """
     import tensorflow_datasets as tfds
 
@@ -113,8 +147,11 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
         builder.download_and_prepare(
             file_format="array_record",
             download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    skip = {key: _keep_encoded() for key in ("frames", "depth")
-            if key in builder.info.features}
+    features = builder.info.features
+    pixels = "frames" if "frames" in features else "flow" if "flow" in features else None
+    if pixels is None:
+        raise ValueError(f"{name}: the builder's features hold neither 'frames' nor 'flow'")
+    skip = {key: _keep_encoded() for key in ("frames", "depth", "flow") if key in features}
     sources = builder.as_data_source(decoders=skip)
     columns = {key: [] for key in _METADATA}
     encoded = []
@@ -125,20 +162,25 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
             for key in _METADATA:
                 value = example[key]
                 columns[key].append(value.decode() if isinstance(value, bytes) else value)
-            encoded.append(list(example["frames"]))
+            encoded.append(list(example["frames"]) if pixels == "frames" else bytes(example["flow"]))
     arrays = {key: np.asarray(values) for key, values in columns.items()}
     for key in ("onset", "apex", "offset", "label_3class"):
         arrays[key] = arrays[key].astype(np.int32)
-    _validate(name, arrays, encoded)
-    return Corpus(name=name, version=str(builder.version), encoded_frames=encoded, **arrays)
+    _validate(name, arrays, encoded if pixels == "frames" else None)
+    metadata = dict(builder.info.metadata) if builder.info.metadata is not None else {}
+    if pixels == "flow":
+        return Corpus(name=name, version=str(builder.version), encoded_frames=None, encoded_flow=encoded,
+                      metadata=metadata, **arrays)
+    return Corpus(name=name, version=str(builder.version), encoded_frames=encoded, metadata=metadata, **arrays)
 
 
-def _validate(name: str, arrays: dict, encoded: list) -> None:
-    """Every key-frame index must point inside its clip, in order; name the clip otherwise."""
-    for i, frames in enumerate(encoded):
+def _validate(name: str, arrays: dict, encoded: list | None) -> None:
+    """Clip ids must be unique. In a frame corpus (`encoded` = its frames) every key-frame index must
+    point inside its clip, in order; name the clip otherwise. Flow corpora have no frames to check."""
+    if len(set(arrays["clip"].tolist())) != len(arrays["clip"]):
+        raise ValueError(f"{name}: clip ids are not unique")
+    for i, frames in enumerate(encoded or ()):
         o, a, f = arrays["onset"][i], arrays["apex"][i], arrays["offset"][i]
         if not 0 <= o <= a <= f < len(frames):
             raise ValueError(f"{name}: clip {arrays['clip'][i]} has onset/apex/offset {o}/{a}/{f}, "
                              f"expected 0 <= onset <= apex <= offset < {len(frames)} frames")
-    if len(set(arrays["clip"].tolist())) != len(encoded):
-        raise ValueError(f"{name}: clip ids are not unique")

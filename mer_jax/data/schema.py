@@ -12,6 +12,13 @@ One example is one micro-expression clip:
   fps           nominal frame rate of the recording
 Split names are `subject_<dataset>_<subject>` (see `subject_split_name`), one per subject, so a LOSO
 fold is plain split arithmetic.
+
+Flow corpora (`flow_features`, e.g. the `precomputed_flow` builder: preprocessed inputs as researchers
+share them) have the same fields except that `frames` is replaced by
+  flow          one PNG-encoded 3-channel uint8 image per sample, the pixels of the shared flow image
+                (u, v, optical strain as its channels), stored unchanged
+and onset/apex/offset are frame numbers of the original recording when the source gives them, else -1
+(there are no frames to index).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from mer_jax.data import taxonomy
 
 FIELDS = ("frames", "onset", "apex", "offset", "subject", "dataset", "clip", "emotion",
           "label_3class", "aus", "fps")
+FLOW_FIELDS = ("flow",) + FIELDS[1:]
 
 
 def features(with_depth: bool = False):
@@ -32,6 +40,28 @@ def features(with_depth: bool = False):
     spec = {
         "frames": tfds.features.Sequence(
             tfds.features.Image(shape=(None, None, 3), encoding_format="png")),
+        **_annotation_spec(),
+    }
+    if with_depth:
+        spec["depth"] = tfds.features.Sequence(
+            tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"))
+    return tfds.features.FeaturesDict(spec)
+
+
+def flow_features():
+    """TFDS `FeaturesDict` of a flow corpus: the shared schema with `frames` replaced by `flow`, one
+    PNG-encoded uint8 image [H, W, 3] per sample (u, v, strain as the image's channels)."""
+    import tensorflow_datasets as tfds
+
+    spec = {"flow": tfds.features.Image(shape=(None, None, 3), encoding_format="png"), **_annotation_spec()}
+    return tfds.features.FeaturesDict(spec)
+
+
+def _annotation_spec() -> dict:
+    """Every field of the schema but the pixels."""
+    import tensorflow_datasets as tfds
+
+    return {
         "onset": np.int32,
         "apex": np.int32,
         "offset": np.int32,
@@ -43,10 +73,6 @@ def features(with_depth: bool = False):
         "aus": tfds.features.Tensor(shape=(len(taxonomy.AU_VOCAB),), dtype=np.uint8),
         "fps": np.float32,
     }
-    if with_depth:
-        spec["depth"] = tfds.features.Sequence(
-            tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"))
-    return tfds.features.FeaturesDict(spec)
 
 
 def subject_split_name(subject: str) -> str:
