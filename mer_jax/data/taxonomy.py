@@ -9,6 +9,7 @@ from __future__ import annotations
 EMOTIONS = (
     "happiness", "surprise", "disgust", "repression", "fear", "sadness", "anger", "contempt",
     "others", "positive", "negative",
+    "tense",  # CASME (I) only (reference/corpora.md section 4); not part of MEGC 3-class (-1)
 )
 
 # MEGC2019 3-class protocol (challenge PDF; reference/corpora.md section 8): 0 negative, 1 positive,
@@ -26,6 +27,10 @@ _MEGC3_OF_EMOTION = {
 LABEL_SCHEMES: dict[str, tuple[str, ...]] = {
     "megc3": MEGC3_CLASSES,
     "casme2_5": ("happiness", "surprise", "disgust", "repression", "others"),
+    # CASME II's own 7 emotions (CASME2-coding xlsx), casme2_5's order first so indices agree.
+    "casme2_7": ("happiness", "surprise", "disgust", "repression", "others", "fear", "sadness"),
+    # CASME (I)'s own 8 emotions (meb's casme.xlsx; reference/corpora.md section 4).
+    "casme_8": ("happiness", "surprise", "disgust", "repression", "tense", "contempt", "fear", "sadness"),
     "samm_5": ("happiness", "anger", "contempt", "surprise", "others"),
     "mmew_4": ("happiness", "surprise", "disgust", "others"),
     "emotion7": ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "contempt"),
