@@ -70,3 +70,26 @@ def write_csv(path, rows: list[list], *, header: list | None = None, line_ending
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [",".join(str(v) for v in row) for row in ([header] if header else []) + list(rows)]
     path.write_bytes((line_ending.join(lines) + line_ending).encode())
+
+
+# Subjects (0-based, seed 0) whose synthetic faces OpenCV's Haar cascades find with both eyes
+# (measured in tests/test_face_align.py's set-up): raw-variant fixtures use these identities.
+DETECTABLE_SUBJECTS = (4, 11, 14, 0, 3, 5, 7, 8, 10, 13, 18, 19, 20, 21, 22, 23)
+
+
+def raw_frames(subject_index: int, sample_index: int, emotion: str, num_frames: int, *,
+               face_resolution: int = 128, frame_size: tuple[int, int] = (320, 240),
+               background: int = 90) -> np.ndarray:
+    """RGB uint8 [num_frames, H, W, 3]: an uncropped "camera" frame with the clip's face pasted
+    off-centre on a plain background, as raw corpus frames are; the face is one the Haar cascades
+    find (`DETECTABLE_SUBJECTS`), so raw variants can be aligned in tests."""
+    face_subject = DETECTABLE_SUBJECTS[subject_index % len(DETECTABLE_SUBJECTS)]
+    faces = clip_frames(face_subject, sample_index, emotion, num_frames, resolution=face_resolution,
+                        num_subjects=max(DETECTABLE_SUBJECTS) + 1)
+    width, height = frame_size
+    if face_resolution + 20 > min(width, height):
+        raise ValueError(f"frame_size {frame_size} too small for a {face_resolution} px face")
+    out = np.full((num_frames, height, width, 3), background, np.uint8)
+    top, left = (height - face_resolution) // 2, (width - face_resolution) // 3
+    out[:, top:top + face_resolution, left:left + face_resolution] = faces
+    return out
