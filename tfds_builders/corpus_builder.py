@@ -190,11 +190,13 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
             from mer_jax.data import face_align
 
             align_config = face_align.AlignConfig(output_size=config.image_size or 224, detector=config.detector)
-            try:
-                images, alignment = face_align.align_clip(images, align_config)
+            try:  # detectors expect RGB; the warp is the same for any channel order
+                onset_rgb = cv2.cvtColor(images[0], cv2.COLOR_BGR2RGB)
+                alignment = face_align.estimate_alignment(onset_rgb, align_config)
             except face_align.FaceNotFoundError as error:
                 raise ArchiveError(f"{self.name}: {plan.record.where} (clip {plan.record.clip}): no face "
                                    f"found on the onset frame {plan.paths[0]}: {error}") from None
+            images = face_align.apply_alignment(images, alignment, align_config.output_size)
             counts = self.info.metadata["alignment"]
             counts[alignment.method] = counts.get(alignment.method, 0) + 1
             if alignment.method != "eyes":
