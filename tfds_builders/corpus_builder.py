@@ -200,7 +200,8 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
             counts = self.info.metadata["alignment"]
             counts[alignment.method] = counts.get(alignment.method, 0) + 1
             if alignment.method != "eyes":
-                plan.record.fixes.append(f"aligned by the face box ({alignment.method}): eyes not found")
+                self.info.metadata["fixes"].append({"clip": self._clip_id(plan.record),
+                                                    "fix": f"aligned by the face box: {alignment.note}"})
         elif config.image_size > 0:
             size = (config.image_size, config.image_size)
             images = [cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in images]
