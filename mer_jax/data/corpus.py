@@ -82,7 +82,12 @@ class Corpus:
         return image
 
     def labels(self, scheme: str) -> np.ndarray:
-        """Class index per sample under a label scheme (taxonomy.LABEL_SCHEMES); -1 = not in it."""
+        """Class index per sample under a label scheme (taxonomy.LABEL_SCHEMES); -1 = not in it.
+
+        `megc3` reads the stored `label_3class`, which a composite takes from its official ground
+        truth; every other scheme maps the emotion name."""
+        if scheme == "megc3":
+            return self.label_3class.astype(np.int32)
         return np.array([taxonomy.scheme_label(scheme, e) for e in self.emotion], dtype=np.int32)
 
     def subset(self, keep: np.ndarray) -> "Corpus":
