@@ -1,3 +1,4 @@
 """TFDS builders of mer_jax's corpora; importing this package registers them with TFDS."""
 from tfds_builders import synthetic_me  # noqa: F401  (registers `synthetic_me`)
 from tfds_builders import precomputed_flow  # noqa: F401  (registers `precomputed_flow`)
+from tfds_builders import smic  # noqa: F401  (registers `smic`)
