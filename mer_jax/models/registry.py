@@ -4,8 +4,10 @@ from __future__ import annotations
 from flax import nnx
 
 from mer_jax.models.m3enet import M3ENet
+from mer_jax.models.offapexnet import OffApexNet
+from mer_jax.models.ststnet import STSTNet
 
-MODELS = {"m3enet": M3ENet}
+MODELS = {"m3enet": M3ENet, "offapexnet": OffApexNet, "ststnet": STSTNet}
 
 
 def _lookup(name: str):
@@ -19,6 +21,11 @@ def create_model(name: str, num_classes: int, *, rngs: nnx.Rngs, **kwargs) -> nn
     return _lookup(name)(num_classes, rngs=rngs, **kwargs)
 
 
-def model_inputs(name: str) -> tuple[str, ...]:
-    """The keys of the `inputs` dict the model `name` reads, e.g. ("flow", "frames") for m3enet."""
-    return _lookup(name).INPUTS
+def model_inputs(name: str, **model_kwargs) -> tuple[str, ...]:
+    """The keys of the `inputs` dict the model `name` built with `model_kwargs` (its constructor fields)
+    reads, e.g. ("flow", "frames") for m3enet and ("flow",) for m3enet with streams="flow". A model
+    whose inputs depend on its fields says so with a static `inputs_for(**model_kwargs)`; otherwise
+    its class attribute `INPUTS` holds them."""
+    model = _lookup(name)
+    inputs_for = getattr(model, "inputs_for", None)
+    return tuple(inputs_for(**model_kwargs)) if inputs_for is not None else tuple(model.INPUTS)

@@ -1,0 +1,7 @@
+"""PyTorch -> Flax weight conversion: read `.pth` files without torch and fill NNX models from them.
+
+- `torch_checkpoint`: `load_state_dict(path)` reads a PyTorch state_dict (legacy and zip formats)
+  into NumPy arrays with a restricted unpickler; `write_state_dict` writes files in both formats.
+- `torch_weights`: `import_state_dict(model_name, model, state_dict)` copies a state_dict into one
+  of our models (layout changes, flatten permutation, key and shape checks).
+"""
