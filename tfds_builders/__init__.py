@@ -2,3 +2,5 @@
 from tfds_builders import synthetic_me  # noqa: F401  (registers `synthetic_me`)
 from tfds_builders import precomputed_flow  # noqa: F401  (registers `precomputed_flow`)
 from tfds_builders import smic  # noqa: F401  (registers `smic`)
+from tfds_builders import samm  # noqa: F401  (registers `samm`)
+from tfds_builders import mmew  # noqa: F401  (registers `mmew`)

@@ -33,6 +33,11 @@ LABEL_SCHEMES: dict[str, tuple[str, ...]] = {
     "casme_8": ("happiness", "surprise", "disgust", "repression", "tense", "contempt", "fear", "sadness"),
     "samm_5": ("happiness", "anger", "contempt", "surprise", "others"),
     "mmew_4": ("happiness", "surprise", "disgust", "others"),
+    # SAMM's own 8 emotions (`Estimated Emotion`; reference/corpora.md section 2).
+    "samm_8": ("happiness", "surprise", "anger", "contempt", "disgust", "fear", "sadness", "others"),
+    # MMEW 6-class protocol of HTNet (all but others) and MMEW's own 7 emotions (corpora.md section 7).
+    "mmew_6": ("happiness", "surprise", "disgust", "fear", "sadness", "anger"),
+    "mmew_7": ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others"),
     "emotion7": ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "contempt"),
 }
 

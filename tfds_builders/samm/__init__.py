@@ -1,0 +1,4 @@
+"""`samm`: SAMM micro-expressions read from the user's licensed copy (manual download)."""
+from tfds_builders.samm.samm_dataset_builder import Builder, read_records
+
+__all__ = ["Builder", "read_records"]
