@@ -370,3 +370,53 @@ def test_torch_reads_ours_and_we_read_torch(tmp_path, fmt):
         want = t.view(torch.int16).numpy().view(ml_dtypes.bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
         assert loaded[key].dtype == want.dtype and loaded[key].shape == want.shape
         np.testing.assert_array_equal(loaded[key], want)
+
+
+def _torch_networks(torch):
+    """The two PyTorch networks as christy1206/STSTNet main.py and meb define them (our own code)."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class TorchSTSTNet(nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            for i, c in zip((1, 2, 3), (3, 5, 8)):
+                setattr(self, f"conv{i}", nn.Conv2d(3, c, 3, padding=2))
+                setattr(self, f"bn{i}", nn.BatchNorm2d(c))
+            self.fc = nn.Linear(400, k)
+
+        def forward(self, x):
+            ys = [F.max_pool2d(getattr(self, f"bn{i}")(F.relu(getattr(self, f"conv{i}")(x))), 3, 3, 1)
+                  for i in (1, 2, 3)]
+            return self.fc(F.avg_pool2d(torch.cat(ys, 1), 2, 2).flatten(1))
+
+    class TorchOffApexNet(nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(2, 6, 3, padding=1), nn.Conv2d(6, 16, 3, padding=1)
+            self.fc1, self.fc = nn.Linear(784, 1024), nn.Linear(1024, k)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            return self.fc(F.relu(self.fc1(x.flatten(1))))
+
+    return {"ststnet": TorchSTSTNet, "offapexnet": TorchOffApexNet}
+
+
+@pytest.mark.parametrize("name, fmt", [("ststnet", "legacy"), ("offapexnet", "zip")])
+def test_parity_with_torch_modules(tmp_path, name, fmt):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = _torch_networks(torch)[name](3).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.5), module.running_var.uniform_(0.5, 2), module.bias.normal_(0, 0.5)
+    path = tmp_path / f"{name}.pth"
+    torch.save(net.state_dict(), path, _use_new_zipfile_serialization=fmt == "zip")
+    model = registry.create_model(name, 3, rngs=nnx.Rngs(0), input_size=28)
+    import_state_dict(name, model, tc.load_state_dict(path))
+    x = np.asarray(flow(4)["flow"])
+    with torch.no_grad():
+        want = net(torch.from_numpy(x[..., :3 if name == "ststnet" else 2].transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(np.asarray(model({"flow": jnp.asarray(x)}, train=False)), want, rtol=1e-5, atol=1e-5)
