@@ -4,3 +4,4 @@ from tfds_builders import precomputed_flow  # noqa: F401  (registers `precompute
 from tfds_builders import smic  # noqa: F401  (registers `smic`)
 from tfds_builders import samm  # noqa: F401  (registers `samm`)
 from tfds_builders import mmew  # noqa: F401  (registers `mmew`)
+from tfds_builders import casme_sq  # noqa: F401  (registers `casme_sq`)

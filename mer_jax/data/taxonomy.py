@@ -39,6 +39,10 @@ LABEL_SCHEMES: dict[str, tuple[str, ...]] = {
     "mmew_6": ("happiness", "surprise", "disgust", "fear", "sadness", "anger"),
     "mmew_7": ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others"),
     "emotion7": ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "contempt"),
+    # CAS(ME)^2's own emotion categories (column 7 of CASFEcode_final; reference/corpora.md section 5).
+    "casme_sq_4": ("negative", "positive", "surprise", "others"),
+    # CAS(ME)^3 Part A's own 7 emotions (`emotion` column; reference/corpora.md section 6).
+    "casme3_7": ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others"),
 }
 
 # Facial action units the project tracks (FACS numbers); the AU multi-hot vector follows this order.
