@@ -222,7 +222,7 @@ def _checked_bytes(path: Path, corpus: str) -> bytes:
     import cv2
 
     data = path.read_bytes()
-    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+    if not data or cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
         raise ArchiveError(f"{corpus}: cannot read image {path} (empty, truncated or not an image)")
     return data
 
