@@ -45,7 +45,9 @@ FRAME_ROOTS = ("MMEW/Micro_Expression", "Micro_Expression", "MMEW/Micro_expressi
 COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
            "Estimated Emotion")
 EMOTIONS = {e: e for e in ("happiness", "surprise", "disgust", "fear", "sadness", "anger", "others")}
-VARIANTS = ("",)   # frames as shipped (the only folder set of the archive)
+# The archive has one folder set (the shipped frames); every builder config reads it, so config names
+# are accepted as variants too.
+VARIANTS = ("", "default", "resized_224")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,7 +51,9 @@ OBJECTIVE_COLUMN = "Objective Classes"
 EMOTIONS = {"anger": "anger", "contempt": "contempt", "disgust": "disgust", "fear": "fear",
             "happiness": "happiness", "sadness": "sadness", "surprise": "surprise",
             "other": "others", "others": "others"}   # meb maps `Others` as well as `Other`
-VARIANTS = ("",)   # frames as shipped (the only folder set of the archive)
+# The archive has one folder set (the shipped frames); every builder config reads it, so config names
+# are accepted as variants too (the MEGC2019 composite passes the config it wants).
+VARIANTS = ("", "default", "unaligned")
 
 
 @dataclasses.dataclass(frozen=True)

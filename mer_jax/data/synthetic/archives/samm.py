@@ -66,6 +66,9 @@ OBJECTIVE = {"happiness": 1, "surprise": 2, "anger": 3, "disgust": 4, "sadness":
              "others": 7}
 SUBJECTS = tuple(range(6, 38))
 RAW_FRAME_SIZE = (480, 325)   # (width, height) of raw_faces frames: half of SAMM's 960 x 650
+# Indices into common.raw_frames' detectable faces whose eyes the Haar cascades also find in SAMM's grey
+# JPEG frames at RAW_FRAME_SIZE, for every emotion and sample tried (measured with OpenCV 4.14).
+GREY_DETECTABLE = (1, 3, 4, 5, 10, 11, 15)
 
 # The quirks written when quirks=True: 0-based data row -> bad cells, corrected values (what the
 # builder must store) and the field fixed.
@@ -150,7 +153,8 @@ def write_samm(root, *, samples: list[dict] | None = None, variant: str = "v2", 
         digits = 5 if s % 2 == 0 else 4
         names = [f"{subject}_{n:0{digits}d}.jpg" for n in range(onset, offset + 1)]
         if raw_faces:
-            frames = raw_frames(s, i, emotion, len(names), frame_size=RAW_FRAME_SIZE)
+            face = GREY_DETECTABLE[s % len(GREY_DETECTABLE)]
+            frames = raw_frames(face, i, emotion, len(names), frame_size=RAW_FRAME_SIZE)
         else:
             frames = clip_frames(s, i, emotion, len(names), resolution=resolution)
         write_frames(frames_root / subject / clip, frames, names, grey=True)
