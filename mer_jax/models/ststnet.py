@@ -24,8 +24,8 @@ Size (trainable parameters, BatchNorm running statistics excluded):
   convs 84 + 140 + 224, BatchNorm scale + bias 2 x 16 = 32, fc 400 K + K
   = 480 + 401 K, i.e. 1683 for K = 3. Adaptive DSTNet (papers/adaptive-dstnet.txt, Table 9) lists
   STSTNet at 0.00167M parameters and 0.448M FLOPs at 28 x 28 x 3. Dense multiply-adds here: convs
-  30 x 30 x 16 x 27 = 388,800 plus fc 400 K (390,000 for K = 3); `complexity.flops_per_sample` gives
-  XLA's count (tests/test_baselines.py prints it).
+  30 x 30 x 16 x 27 = 388,800 plus fc 400 K (390,000 for K = 3, 0.78M FLOPs);
+  `complexity.flops_per_sample` counts 0.77M FLOPs (XLA, K = 3). Table 9's 0.448M matches neither.
 
 Official training (main.py): Adam lr 5e-5, batch 256, 800 epochs, cross-entropy, no weight decay,
 unshuffled DataLoader, the model after the last epoch is evaluated. Its inputs are 28 x 28 images
