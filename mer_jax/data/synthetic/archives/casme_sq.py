@@ -80,11 +80,11 @@ def write_casme_sq(root, *, samples: list[dict] | None = None, variant: str = "r
     codes = {name: (code, stimulus) for code, name, stimulus in VIDEOS}
     ids = {f"s{n}": i + 1 for i, n in enumerate(SUBJECT_NUMBERS)}
     by_video: dict[tuple[str, str], list[dict]] = {}
-    for sample in samples:
+    for order, sample in enumerate(samples):
         subject = _subject(sample["subject"])
         prefix = sample["clip"].split("_")[0]
-        by_video.setdefault((subject, prefix), []).append({**sample, "subject": subject})
-    written, rows = [], []
+        by_video.setdefault((subject, prefix), []).append({**sample, "subject": subject, "order": order})
+    written = []
     subject_index = {s: k for k, s in enumerate(sorted({s for s, _ in by_video}, key=lambda s: int(s[1:])))}
     for (subject, prefix), video_samples in by_video.items():
         code, stimulus = codes[prefix]
@@ -108,11 +108,11 @@ def write_casme_sq(root, *, samples: list[dict] | None = None, variant: str = "r
             emotion = sample["emotion"]
             kind = sample.get("type", "micro-expression")
             aus = _AUS[len(written) % len(_AUS)]
-            rows.append([ids[subject], sample["clip"], onset, apex_cell, offset_cell, aus, emotion, kind,
-                         _SELF_REPORT.get(emotion, emotion)])
             written.append({**sample, "subject": subject, "type": kind, "onset_cell": onset,
                             "apex_cell": apex_cell, "offset_cell": offset_cell, "aus": aus, **expected,
-                            "row": len(rows), "video": f"{number}_{code}{stimulus}"})
+                            "video": f"{number}_{code}{stimulus}",
+                            "cells": [ids[subject], sample["clip"], onset, apex_cell, offset_cell, aus, emotion,
+                                      kind, _SELF_REPORT.get(emotion, emotion)]})
         length = cursor
         neutral = next(iter(frames_by_number.values()))
         frames = [frames_by_number.get(n, neutral) for n in range(1, length + 1)]
@@ -128,6 +128,10 @@ def write_casme_sq(root, *, samples: list[dict] | None = None, variant: str = "r
     for subject in ids:   # every subject folder exists in a real copy
         if subject in subject_index:
             (rawpic / subject).mkdir(parents=True, exist_ok=True)
+    written.sort(key=lambda r: r["order"])   # rows in the order the samples were given
+    rows = [sample.pop("cells") for sample in written]
+    for k, sample in enumerate(written, start=1):
+        sample["row"] = k   # no header row: data starts on spreadsheet row 1
     rule1 = [[n, f"s{n}", i + 1] for i, n in enumerate(SUBJECT_NUMBERS)]
     rule2 = [[int(code), name, stimulus] for code, name, stimulus in VIDEOS]   # codes as numbers (101)
     write_sheet(base / annotation, None, rows, sheet="CASFEcode_final",
