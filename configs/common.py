@@ -29,4 +29,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.train.stop_after_epochs = 0            # >0: checkpoint and stop after this many epochs (resume later)
     config.train.progress = True
     config.train.label_smoothing = 0.0
+
+    config.init = ml_collections.ConfigDict()
+    # A folder of released per-fold weights, one PyTorch state_dict per held-out subject named by the
+    # subject id as the corpus writes it (e.g. `sub01.pth`, `s01.pth`, `006.pth`). When set, nothing is
+    # trained: each LOSO fold's model is loaded from its file and predicts its held-out subject.
+    config.init.per_fold_weights = ml_collections.config_dict.placeholder(str)
     return config

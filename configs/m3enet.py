@@ -2,7 +2,12 @@
 
   python -m mer_jax.main --config configs/m3enet.py --workdir /tmp/m3enet
   python -m mer_jax.main --config configs/m3enet.py:smoke --workdir /tmp/m3enet_smoke
+Flow-stream ablation on precomputed 28 x 28 flow images (the `precomputed_flow` corpus):
+  python -m mer_jax.main --config configs/m3enet.py --workdir /tmp/m3enet_flow \
+    --config.dataset.name=precomputed_flow --config.dataset.manual_dir=DIR \
+    --config.model.streams=flow --config.model.input_size=28
 Values marked "paper" come from the M3ENet paper, section 4.1.4 (training) and section 3 (inputs).
+`model.input_size` and `features.size` are one shared value: setting either sets both.
 """
 import ml_collections
 
@@ -12,12 +17,18 @@ from configs import common
 def get_config(arg: str | None = None):
     config = common.get_base_config()
 
-    config.model = {"name": "m3enet", "use_flow": True, "use_rgb": True, "single_rgb": False, "input_size": 48}
+    size = ml_collections.FieldReference(48)   # paper: inputs resized to 48 x 48
+    # streams: all | flow | rgb | single_rgb (paper Table 3 ablations; mer_jax/models/m3enet.py)
+    config.model = {"name": "m3enet", "streams": "all", "input_size": size}
 
     config.features = {
-        "kind": "keyframe_flow",
-        "size": 48,          # paper: inputs resized to 48 x 48
-        "flow_size": 48,     # paper: flow computed on the resized frames
+        # auto: keyframe_flow (TV-L1 flow + grey key frames computed from the frames) on frame corpora,
+        # precomputed_flow (the corpus's own flow images) on flow corpora
+        "kind": "auto",
+        "size": size,
+        "flow_size": 48,     # keyframe_flow; paper: flow computed on the resized frames
+        "value_scale": 1 / 255,   # precomputed_flow: 0..255 image values -> [0, 1]
+        "channel_order": "rgb",   # precomputed_flow: the file's (u, v, strain), the flow streams' order
         "cache_dir": ml_collections.config_dict.placeholder(str),  # default ~/.cache/mer_jax/features
     }
     config.augment = {"variants": 5, "flip": True, "max_rotation_deg": 8.0, "max_noise": 0.1}  # paper: 5 variants

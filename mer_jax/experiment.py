@@ -13,18 +13,54 @@ import numpy as np
 
 from mer_jax.data import folds, taxonomy
 from mer_jax.data.corpus import load_corpus
-from mer_jax.evaluate import metrics, report
+from mer_jax.evaluate import metrics, released_weights, report
 from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
+from mer_jax.features.precomputed_flow import PrecomputedFlowConfig, load_precomputed_flow
 from mer_jax.models import registry
 from mer_jax.train import checkpointing, trainer, writers
 
 log = logging.getLogger(__name__)
 
 
+# features.kind -> the corpus kind it reads (mer_jax.data.corpus.Corpus.kind); `auto` picks by corpus.
+FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow"}
+# Fields every features config may hold besides those of the kind's own config dataclass.
+_FEATURE_COMMON = ("kind", "cache_dir")
+_FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "tvl1"), "precomputed_flow": ("size", "value_scale", "channel_order")}
+
+
+def feature_kind(config, corpus) -> str:
+    """The features.kind this run computes: the configured one, or for `auto` the one that suits the
+    corpus (`keyframe_flow` on frame corpora, `precomputed_flow` on flow corpora). A kind that cannot
+    read the corpus is an error that says which kind would."""
+    kind = config.features.kind
+    by_corpus = {v: k for k, v in FEATURE_KINDS.items()}[corpus.kind]
+    if kind == "auto":
+        return by_corpus
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"features.kind {kind!r} is not available; expected one of "
+                         f"{sorted(FEATURE_KINDS) + ['auto']}")
+    if FEATURE_KINDS[kind] != corpus.kind:
+        what = {"frames": "frames (clips)", "flow": "one precomputed flow image per sample, no frames"}
+        raise ValueError(f"features.kind={kind!r} needs a corpus of {what[FEATURE_KINDS[kind]]}, but "
+                         f"{corpus.name} holds {what[corpus.kind]}; use features.kind={by_corpus!r} (or 'auto')")
+    return kind
+
+
+def _feature_fields(config, kind: str) -> dict:
+    fields = config.features.to_dict()
+    known = set(_FEATURE_COMMON).union(*_FEATURE_FIELDS.values())
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown features field(s) {unknown}; known: {sorted(known)}")
+    return {k: v for k, v in fields.items() if k in _FEATURE_FIELDS[kind]}
+
+
 def load_inputs(config):
     """(corpus, labels, feature arrays, exclusion counts) for the config's corpus and label scheme."""
     dc = config.dataset
     corpus = load_corpus(dc.name, data_dir=dc.data_dir, manual_dir=dc.manual_dir)
+    kind = feature_kind(config, corpus)   # fails before any feature work on a mismatch
     labels = corpus.labels(dc.label_scheme)
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
     if excluded:
@@ -33,12 +69,11 @@ def load_inputs(config):
     corpus, labels = corpus.subset(labels >= 0), labels[labels >= 0]
     if dc.shuffle_labels:
         labels = np.random.default_rng(config.seed).permutation(labels)
-    if config.features.kind != "keyframe_flow":
-        raise ValueError(f"features.kind {config.features.kind!r} is not available; expected 'keyframe_flow'")
-    feature_config = KeyframeFlowConfig.from_dict(
-        {k: v for k, v in config.features.to_dict().items() if k not in ("kind", "cache_dir")})
-    arrays = compute_keyframe_flow(corpus, feature_config, cache_dir=config.features.cache_dir,
-                                   progress=config.train.progress)
+    if kind == "precomputed_flow":
+        arrays = load_precomputed_flow(corpus, PrecomputedFlowConfig(**_feature_fields(config, kind)))
+    else:
+        arrays = compute_keyframe_flow(corpus, KeyframeFlowConfig.from_dict(_feature_fields(config, kind)),
+                                       cache_dir=config.features.cache_dir, progress=config.train.progress)
     return corpus, labels, arrays, excluded
 
 
@@ -61,13 +96,25 @@ def train_and_evaluate(config, workdir) -> dict | None:
     corpus, labels, arrays, excluded = load_inputs(config)
     class_names = list(taxonomy.LABEL_SCHEMES[config.dataset.label_scheme])
     plan = make_plan(config, corpus)
-    checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
-                                                    "clips": corpus.clip.tolist()})
     model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     make_model = lambda rngs: registry.create_model(config.model.name, len(class_names), rngs=rngs, **model_kwargs)
+    input_keys = registry.model_inputs(config.model.name, **model_kwargs)
+    missing = [k for k in input_keys if k not in arrays]
+    if missing:
+        raise ValueError(f"model {config.model.name} ({model_kwargs}) reads inputs {list(input_keys)}, but the "
+                         f"features of {corpus.name} give only {sorted(arrays)}"
+                         + ("; on a flow corpus use --config.model.streams=flow" if config.model.name == "m3enet" else ""))
+    if config.get("init") is not None and config.init.get("per_fold_weights"):
+        return _evaluate_released_weights(config, workdir, corpus, labels, arrays, excluded, plan, class_names,
+                                          make_model, input_keys)
+    checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
+                                                    "clips": corpus.clip.tolist()})
+    # Augmentation turns the (u, v) vectors of computed flow with the image; precomputed flow images hold
+    # min-max normalised values, not signed vectors, so they are flipped and rotated as plain images.
+    flow_keys = ("flow",) if feature_kind(config, corpus) == "keyframe_flow" else ()
     result = trainer.train_folds(
         config=config, workdir=workdir, data={**arrays, "label": labels}, plan=plan, make_model=make_model,
-        input_keys=registry.model_inputs(config.model.name), flow_keys=("flow",),
+        input_keys=input_keys, flow_keys=flow_keys,
         num_classes=len(class_names), score_fn=lambda y, p: metrics.uf1(y, p, len(class_names)))
     if result.interrupted:
         log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
@@ -87,12 +134,40 @@ def train_and_evaluate(config, workdir) -> dict | None:
         "wall_time_s": result.wall_time_s,
         "config": config.to_dict(),
     }
-    _write_predictions(workdir, corpus, labels, result, plan, class_names)
+    _write_predictions(workdir, corpus, labels, result.test_probs, result.test_fold, plan, class_names)
     _write_scalars(workdir, history)
     report.write_report(workdir, results, history)
     log.info("%s on %s, %s, selection=%s: UF1 %.4f UAR %.4f accuracy %.4f (%.0f s)", config.model.name,
                  corpus.name, plan.protocol, result.selection, results["uf1"], results["uar"],
                  results["accuracy"], result.wall_time_s)
+    return results
+
+
+def _evaluate_released_weights(config, workdir: Path, corpus, labels, arrays, excluded, plan, class_names,
+                               make_model, input_keys) -> dict:
+    """No training: every LOSO fold's released weights predict its held-out subject; same report."""
+    weights_dir = config.init.per_fold_weights
+    result = released_weights.evaluate_folds(
+        weights_dir=weights_dir, plan=plan, data=arrays, make_model=make_model, model_name=config.model.name,
+        input_keys=input_keys, batch_size=config.train.eval_batch_size)
+    summary = metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names)
+    results = {
+        **summary,
+        "model": config.model.name,
+        "corpus": corpus.name,
+        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.dataset.label_scheme,
+                     "classes": class_names, "excluded_by_label_scheme": excluded,
+                     "shuffled_labels": bool(config.dataset.shuffle_labels)},
+        "selection": "released_weights",
+        "released_weights": {"dir": str(weights_dir), "files": result.weight_files},
+        "wall_time_s": result.wall_time_s,
+        "config": config.to_dict(),
+    }
+    _write_predictions(workdir, corpus, labels, result.test_probs, result.test_fold, plan, class_names)
+    report.write_report(workdir, results)
+    log.info("%s on %s, %s, released per-fold weights from %s: UF1 %.4f UAR %.4f accuracy %.4f",
+             config.model.name, corpus.name, plan.protocol, weights_dir, results["uf1"], results["uar"],
+             results["accuracy"])
     return results
 
 
@@ -122,16 +197,16 @@ def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int) -
     return curves
 
 
-def _write_predictions(workdir: Path, corpus, labels, result: trainer.TrainResult, plan, class_names) -> None:
+def _write_predictions(workdir: Path, corpus, labels, test_probs, test_fold, plan, class_names) -> None:
     """predictions.csv: one row per sample with its testing fold, label, prediction and probabilities."""
     import pandas as pd
 
     table = pd.DataFrame({"clip": corpus.clip, "subject": corpus.subject, "dataset": corpus.dataset,
-                          "fold": [plan.names[f] for f in result.test_fold],
+                          "fold": [plan.names[f] for f in test_fold],
                           "label": [class_names[y] for y in labels],
-                          "prediction": [class_names[p] for p in result.test_probs.argmax(-1)]})
+                          "prediction": [class_names[p] for p in test_probs.argmax(-1)]})
     for k, name in enumerate(class_names):
-        table[f"prob_{name}"] = result.test_probs[:, k]
+        table[f"prob_{name}"] = test_probs[:, k]
     table.to_csv(workdir / "predictions.csv", index=False, float_format="%.7g")
 
 

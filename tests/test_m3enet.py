@@ -50,10 +50,11 @@ def test_flops_against_paper(model):
 
 
 @pytest.mark.parametrize("kwargs, removed", [
-    ({"use_rgb": False}, GREY_ENCODER + 2 * FUSED_STREAM + 2 * HEAD_ROWS),
-    ({"use_flow": False}, 3 * FLOW_STREAM + 3 * HEAD_ROWS),
-    ({"single_rgb": True}, FUSED_STREAM + HEAD_ROWS),
+    ({"streams": "flow"}, GREY_ENCODER + 2 * FUSED_STREAM + 2 * HEAD_ROWS),
+    ({"streams": "rgb"}, 3 * FLOW_STREAM + 3 * HEAD_ROWS),
+    ({"streams": "single_rgb"}, FUSED_STREAM + HEAD_ROWS),
     ({"input_size": 32}, 5 * (2304 - 1024) * 256),
+    ({"input_size": 44}, 0),    # 44 -> 22 -> 11 -> 6: the same 6 x 6 cells as 48
 ])
 def test_ablations(model, kwargs, removed):
     variant = M3ENet(3, rngs=nnx.Rngs(0), **kwargs)
@@ -62,21 +63,33 @@ def test_ablations(model, kwargs, removed):
     assert logits.shape == (4, 3) and bool(jnp.isfinite(logits).all())
 
 
+def test_flow_only_at_28_reads_only_flow(model):
+    """The flow-stream ablation on precomputed 28 x 28 flow images: 28 -> 14 -> 7 -> 4, 16 cells."""
+    variant = M3ENet(3, rngs=nnx.Rngs(0), streams="flow", input_size=28)
+    assert variant.flow_streams[0].proj.in_features == 16 * 64
+    assert complexity.count_params(model) - complexity.count_params(variant) == \
+        GREY_ENCODER + 2 * FUSED_STREAM + 2 * HEAD_ROWS + 3 * (2304 - 1024) * 256
+    logits = variant({"flow": batch(input_size=28)["flow"]}, train=False)
+    assert logits.shape == (4, 3) and bool(jnp.isfinite(logits).all())
+    assert registry.model_inputs("m3enet", streams="flow", input_size=28) == ("flow",)
+
+
 def test_bad_configuration_and_inputs(model):
-    with pytest.raises(ValueError, match="multiple of 8"):
-        M3ENet(3, rngs=nnx.Rngs(0), input_size=44)
-    with pytest.raises(ValueError, match="at least one"):
-        M3ENet(3, rngs=nnx.Rngs(0), use_rgb=False, use_flow=False)
-    with pytest.raises(ValueError, match="single_rgb"):
-        M3ENet(3, rngs=nnx.Rngs(0), use_rgb=False, single_rgb=True)
+    with pytest.raises(ValueError, match="positive"):
+        M3ENet(3, rngs=nnx.Rngs(0), input_size=0)
+    with pytest.raises(ValueError, match="streams must be one of"):
+        M3ENet(3, rngs=nnx.Rngs(0), streams="none")
+    with pytest.raises(ValueError, match="streams must be one of"):
+        registry.model_inputs("m3enet", streams="u")
     with pytest.raises(ValueError, match=r"inputs\['flow'\] must be \[B, 48, 48, 3\]"):
         model({"frames": batch()["frames"], "flow": jnp.zeros((4, 48, 48, 2))}, train=False)
 
 
 def test_registry():
-    assert isinstance(registry.create_model("m3enet", 4, rngs=nnx.Rngs(0), use_rgb=False), M3ENet)
+    assert isinstance(registry.create_model("m3enet", 4, rngs=nnx.Rngs(0), streams="flow"), M3ENet)
     assert registry.model_inputs("m3enet") == ("flow", "frames")
-    with pytest.raises(ValueError, match="known models: m3enet"):
+    assert registry.model_inputs("m3enet", streams="rgb") == ("frames",)
+    with pytest.raises(ValueError, match="known models: .*m3enet"):
         registry.create_model("m3e", 3, rngs=nnx.Rngs(0))
 
 

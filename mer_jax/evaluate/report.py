@@ -21,6 +21,7 @@ SELECTIONS = {
     "last": "model after the last epoch",
     "val": "epoch selected on a validation split of the training subjects",
     "test_selected": "epoch selected on the held-out test subject",
+    "released_weights": "released per-fold weights evaluated on their held-out subjects; no training here",
 }
 TEST_SELECTED_WARNING = (
     "> **WARNING: test_selected.** The epoch of every fold was selected on its held-out test data. "
@@ -97,6 +98,10 @@ def markdown(results: dict) -> str:
     if sel == "test_selected":
         lines += [TEST_SELECTED_WARNING, ""]
     lines += [f"- **selection**: {sel} ({SELECTIONS[sel]})"]
+    if "released_weights" in results:
+        weights = results["released_weights"]
+        lines += [f"- **released weights**: {len(weights['files'])} files from `{weights['dir']}` "
+                  "(one per held-out subject; listed in results.json)"]
     lines += [f"- **protocol.{key}**: {value}" for key, value in results["protocol"].items()]
     lines += ["", f"## Pooled held-out results ({tag})", "",
               "UF1 and UAR as in MEGC2019: per-class TP/FP/FN counts pooled over the held-out predictions of all "

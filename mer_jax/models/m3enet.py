@@ -23,16 +23,24 @@ Paper section 4.2.4, Table 4: 6.01M parameters, 142.87M FLOPs at 48x48. This mod
 6,001,088 + 1025 K parameters (6.004M for K=3; any K >= 4 rounds to 6.01M) and 41.97M multiply-adds
 (83.9M FLOPs dense, 73.5M as XLA counts them); the paper's FLOPs are not reproduced (docs/deviations.md).
 
-Table 3 stream ablations are constructor fields:
-- `use_rgb=False` ("w/o RGB input"): flow streams only, head input 3x256.
-- `use_flow=False` ("w/o optical flow input"): the two fused grey streams only, head input 2x256.
-- `single_rgb=True` ("Single RGB input"): only the apex frame is encoded, and one fused stream
-  (the onset one) reads cat[apex, apex], so the stream keeps its 64-channel shape; head input 4x256.
+Table 3 stream ablations are the constructor field `streams`:
+- `"all"` (default): the full network, head input 5x256.
+- `"flow"` ("w/o RGB input"): flow streams only, head input 3x256; reads only `inputs["flow"]`, so it
+  also runs on flow corpora (precomputed flow images, e.g. 28 x 28 with `input_size=28`).
+- `"rgb"` ("w/o optical flow input"): the two fused grey streams only, head input 2x256.
+- `"single_rgb"` ("Single RGB input"): flow streams plus only the apex frame encoded, one fused stream
+  (the onset one) reading cat[apex, apex], so the stream keeps its 64-channel shape; head input 4x256.
   The paper does not say how one frame enters the paired design; this is our reading. The other
   reading (apex in place of onset and offset, same network) needs no flag: feed the apex frame
   in all three `frames` channels.
+`M3ENet.inputs_for(streams)` names the inputs each variant reads (registry.model_inputs).
+
+`input_size` need not be a multiple of 8: each stride-2 3x3 pad-1 stage maps n to ceil(n / 2)
+(48 -> 24 -> 12 -> 6, 28 -> 14 -> 7 -> 4), and the stream Linear layers read ceil(S / 8)^2 cells.
 """
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +48,7 @@ from flax import nnx
 
 from mer_jax.models.layers import ResBlock, linear
 
+STREAMS = ("all", "flow", "rgb", "single_rgb")
 STREAM_FEATURES = 256   # reference code: every stream ends in Linear(2304 -> 256); section 3.2 only flattens
 HIDDEN_FEATURES = 1024  # reference code: FC1 and FC2 widths (section 3.3 gives no width)
 
@@ -63,22 +72,31 @@ class M3ENet(nnx.Module):
 
     `inputs["flow"]`: [B, S, S, 3] with channels (u, v, strain), TV-L1 onset -> apex (section 3.1).
     `inputs["frames"]`: [B, S, S, 3] with channels (onset, apex, offset), grey.
-    S = `input_size` (paper section 4.1.4: 48), a multiple of 8 (three stride-2 ResBlocks).
+    S = `input_size` (paper section 4.1.4: 48); any positive size (cells = ceil(S / 8)^2).
+    `streams` picks the Table 3 ablation (module docstring); only the inputs it needs are read.
     `train` picks batch statistics (True) or the running averages (False) in every BatchNorm.
     """
 
     INPUTS = ("flow", "frames")
 
-    def __init__(self, num_classes: int, *, rngs: nnx.Rngs, use_flow: bool = True, use_rgb: bool = True,
-                 single_rgb: bool = False, input_size: int = 48):
-        if input_size <= 0 or input_size % 8:
-            raise ValueError(f"M3ENet input_size must be a positive multiple of 8, got {input_size}")
-        if not (use_flow or use_rgb):
-            raise ValueError("M3ENet needs at least one of use_flow and use_rgb")
-        if single_rgb and not use_rgb:
-            raise ValueError("M3ENet single_rgb=True needs use_rgb=True")
+    @staticmethod
+    def inputs_for(streams: str = "all", **_) -> tuple[str, ...]:
+        """The `inputs` keys the variant `streams` reads."""
+        _check_streams(streams)
+        return {"all": ("flow", "frames"), "flow": ("flow",), "rgb": ("frames",),
+                "single_rgb": ("flow", "frames")}[streams]
+
+    def __init__(self, num_classes: int, *, rngs: nnx.Rngs, streams: str = "all", input_size: int = 48):
+        _check_streams(streams)
+        if input_size <= 0:
+            raise ValueError(f"M3ENet input_size must be positive, got {input_size}")
+        use_flow, use_rgb, single_rgb = streams != "rgb", streams != "flow", streams == "single_rgb"
+        self.streams = streams
         self.input_size = input_size
-        cells = (input_size // 8) ** 2  # 6 x 6 = 36 at 48 x 48
+        side = input_size
+        for _ in range(3):  # three stride-2 3x3 pad-1 stages: n -> ceil(n / 2)
+            side = math.ceil(side / 2)
+        cells = side ** 2  # 6 x 6 = 36 at 48 x 48, 4 x 4 = 16 at 28 x 28
         fused = lambda: _Stream((64, 64, 64, 64), downsample=False, cells=cells, rngs=rngs)
         self.grey_encoder = _Stream((1, 8, 32, 32), downsample=True, cells=None, rngs=rngs) if use_rgb else None
         self.onset_stream = fused() if use_rgb else None
@@ -116,3 +134,8 @@ class M3ENet(nnx.Module):
         h = jax.nn.relu(self.fc1(jnp.concatenate(features, -1)))
         h = jax.nn.relu(self.fc2(h))
         return self.fc_out(h)
+
+
+def _check_streams(streams: str) -> None:
+    if streams not in STREAMS:
+        raise ValueError(f"M3ENet streams must be one of {STREAMS}, got {streams!r}")

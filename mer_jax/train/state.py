@@ -2,7 +2,7 @@
 
 The NNX model is split once into a static `graphdef` and its Param / BatchStat states; everything
 that changes during training lives in a dict pytree
-  {"params", "batch_stats", "opt_state", "step"}
+  {"params", "batch_stats", "opt_state", "step", "dropout_key"}
 whose every leaf has a leading axis of size F (the folds of one chunk), so the update step is
 `jax.jit(jax.vmap(step))` and orbax saves it as it is.
 """
@@ -44,7 +44,9 @@ def init_fold_states(make_model: Callable[[nnx.Rngs], nnx.Module], tx: optax.Gra
 
     def init_one(key):
         _, params, stats = split_model(make_model(nnx.Rngs(key)))
+        # The fold's dropout stream (raw key data, so orbax saves it), apart from the init stream;
+        # each step folds in its step number. Models without dropout never read it.
         return {"params": params, "batch_stats": stats, "opt_state": tx.init(params),
-                "step": jnp.zeros((), jnp.int32)}
+                "step": jnp.zeros((), jnp.int32), "dropout_key": jax.random.key_data(jax.random.fold_in(key, 1))}
 
     return jax.vmap(init_one)(keys)

@@ -5,6 +5,7 @@ gather their batch by sample id, so only int ids travel per step.
 """
 
 import functools
+import inspect
 from typing import Callable
 
 import jax
@@ -22,10 +23,17 @@ class TrainMetrics(clu_metrics.Collection):
     accuracy: clu_metrics.Accuracy
 
 
-def _apply(graphdef, params, batch_stats, inputs, train: bool):
-    """Logits and the BatchNorm statistics after the call (changed only when `train`)."""
+def _takes_dropout_key(model) -> bool:
+    """Models with dropout (e.g. STSTNet, Off-ApexNet) take the PRNG key as a `dropout_key` call argument."""
+    return "dropout_key" in inspect.signature(type(model).__call__).parameters
+
+
+def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None):
+    """Logits and the BatchNorm statistics after the call (changed only when `train`). `dropout_key`
+    goes to models that take one, in training only."""
     model = nnx.merge(graphdef, params, batch_stats, copy=True)
-    logits = model(inputs, train=train)
+    extra = {"dropout_key": dropout_key} if train and dropout_key is not None and _takes_dropout_key(model) else {}
+    logits = model(inputs, train=train, **extra)
     return logits, nnx.state(model, nnx.BatchStat)
 
 
@@ -40,14 +48,16 @@ def train_step(state, data, sample_ids, variant_ids, alpha, aug_key, *, graphdef
         inputs = augment_batch(inputs, sample_ids, variant_ids, aug_key, augment, flow_keys)
     labels = data["label"][sample_ids]
 
+    dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state["dropout_key"]), state["step"])
+
     def loss_of(params):
-        logits, stats = _apply(graphdef, params, state["batch_stats"], inputs, train=True)
+        logits, stats = _apply(graphdef, params, state["batch_stats"], inputs, train=True, dropout_key=dropout_key)
         return loss_fn(logits, labels, alpha), (logits, stats)
 
     (loss, (logits, stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats,
-                 "opt_state": opt_state, "step": state["step"] + 1}
+                 "opt_state": opt_state, "step": state["step"] + 1, "dropout_key": state["dropout_key"]}
     return new_state, TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=labels)
 
 

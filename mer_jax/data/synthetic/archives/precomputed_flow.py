@@ -110,13 +110,8 @@ def write_precomputed_flow_archive(root, *, csv_format: str = "htnet", space_bef
     as integers). space_before_png: name images `<sub>_<filename> .png` (HTNet's release) or without
     the space. with_apex: fill HTNet's `apex` column with the clip's apex frame (blank in HTNet's file).
     """
-    import cv2
-
     if csv_format not in ("htnet", "gt"):
         raise ValueError(f"csv_format must be 'htnet' or 'gt', got {csv_format!r}")
-    root = Path(root)
-    folder = root / IMAGE_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
     num_subjects = subjects_per_dataset * len(datasets)
     samples = []
     for d, dataset in enumerate(datasets):
@@ -129,17 +124,35 @@ def write_precomputed_flow_archive(root, *, csv_format: str = "htnet", space_bef
                 label = taxonomy.megc3_label(emotion)
                 filename = _clip_name(dataset, subject, j, label, counts)
                 image = flow_image(clip["frames"][clip["onset"]], clip["frames"][clip["apex"]], image_size)
-                path = folder / f"{subject}_{filename}{' ' if space_before_png else ''}.png"
-                if not cv2.imwrite(str(path), image[..., ::-1]):  # R, G, B = u, v, strain
-                    raise OSError(f"cannot write {path}")
                 samples.append(FlowSample(dataset=dataset, subject=subject, gt_subject=gt_subject,
                                           filename=filename, label=label, apex=int(clip["apex"]),
-                                          image_path=path, image=image))
+                                          image_path=Path(), image=image))
+    return copy_archive(samples, root, csv_format=csv_format, space_before_png=space_before_png,
+                        with_apex=with_apex)
+
+
+def copy_archive(samples: list[FlowSample], root, *, csv_format: str = "htnet", space_before_png: bool = True,
+                 with_apex: bool = False) -> list[FlowSample]:
+    """Write `samples` (from `write_precomputed_flow_archive`) as an archive under `root`, with its own
+    CSV format and image naming (cheap: no flow is computed); returns them with their new paths."""
+    import cv2
+
+    if csv_format not in ("htnet", "gt"):
+        raise ValueError(f"csv_format must be 'htnet' or 'gt', got {csv_format!r}")
+    root = Path(root)
+    folder = root / IMAGE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sample in samples:
+        path = folder / f"{sample.subject}_{sample.filename}{' ' if space_before_png else ''}.png"
+        if not cv2.imwrite(str(path), sample.image[..., ::-1]):  # R, G, B = u, v, strain
+            raise OSError(f"cannot write {path}")
+        written.append(dataclasses.replace(sample, image_path=path))
     if csv_format == "htnet":
         rows = [[s.dataset, s.subject, s.filename, s.label, s.apex if with_apex else "",
-                 f"{s.subject}_{s.filename}.jpg", ""] for s in samples]
+                 f"{s.subject}_{s.filename}.jpg", ""] for s in written]
         write_csv(root / HTNET_CSV, rows, header=HTNET_HEADER)
     else:
-        write_csv(root / GT_CSV, [[s.dataset, s.gt_subject, s.filename, s.label] for s in samples],
+        write_csv(root / GT_CSV, [[s.dataset, s.gt_subject, s.filename, s.label] for s in written],
                   line_ending="\r\n")
-    return samples
+    return written
