@@ -195,7 +195,7 @@ def test_missing_and_unreadable_frames(tmp_path):
                                            rf"onset..offset {first['onset']}..{first['offset']} are missing"):
         _build(tmp_path / "manual", tmp_path / "data")
     bad = second["folder"] / f"img{second['onset']:03d}.jpg"
-    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    bad.write_bytes(b"")   # a zero-byte frame
     builder = _build(tmp_path / "manual", tmp_path / "data2", skip_bad_samples=True)
     reasons = {e["clip"]: e["reason"] for e in builder.info.metadata["excluded"]}
     assert "are missing" in reasons["casme_sq/s15/disgust1_1"]

@@ -2,7 +2,13 @@
 builds, the known quirks (absent s18_sur_03, missing frames of four s3 clips, no apex, non_micro/), the
 MEGC2019 ground truth's 164 clips, the raw (aligned) variant and every bad-input case."""
 import collections
+import importlib.util
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -117,6 +123,35 @@ def test_megc2019_ground_truth_clips(tmp_path):
     counts = collections.Counter(r.emotion for r in records)
     assert counts == {"negative": 70, "positive": 51, "surprise": 42}
     assert {r.clip for r in records if r.fill_missing} == {"s3_po_08", "s3_sur_01", "s3_sur_05", "s3_ne_16"}
+
+
+_TFDS_TEST_CASE = """
+import tensorflow_datasets as tfds
+from tfds_builders import smic
+
+
+class SmicTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = smic.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["hs"]
+    EXAMPLE_DIR = {example_dir!r}
+    SPLITS = {{"subject_smic_s1": 4, "subject_smic_s2": 4, "subject_smic_s3": 5, "subject_smic_s18": 2,
+              "subject_smic_s20": 2}}
+    SKIP_CHECKSUMS = True
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")
+def test_tfds_dataset_builder_test_case(tmp_path):
+    """TFDS's own DatasetBuilderTestCase on the default fixture (TensorFlow path, TFRecord). Run in a
+    subprocess so that TensorFlow is never imported into this test session."""
+    write_smic(tmp_path / "manual")
+    (tmp_path / "test_smic_tfds.py").write_text(_TFDS_TEST_CASE.format(example_dir=str(tmp_path / "manual")))
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_smic_tfds.py"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
 
 
 # ------------------------------------------------------------------------------------------ raw frames
