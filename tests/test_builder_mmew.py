@@ -1,9 +1,11 @@
 """MMEW builder (tfds_builders/mmew) on fixture archives in MMEW's exact layout: a TF-free ArrayRecord
 build of the 160-row default archive (others in `repression/`, unpadded frame numbers, meb's 16 apex /
-offset fixes), the subject-first layout of the official page, the `_v2` annotation name, and every
-bad-input case."""
+offset fixes), the subject-first layout of the official page, the `_v2` annotation name, every
+bad-input case, and a TFDS DatasetBuilderTestCase when TensorFlow is installed."""
 import collections
+import importlib.util
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +241,26 @@ def test_unknown_variant(tmp_path):
     write_mmew(tmp_path, samples=SMALL)
     with pytest.raises(ArchiveError, match=r"mmew: unknown variant 'raw'"):
         mmew.read_records(tmp_path, "raw")
+
+
+# ----------------------------------------------------------------------- TFDS DatasetBuilderTestCase
+
+if importlib.util.find_spec("tensorflow") is not None:
+    class MmewDatasetBuilderTest(tfds.testing.DatasetBuilderTestCase):
+        """TFDS's own builder checks (registration, info, build, as_dataset, reload) on a small fixture."""
+        DATASET_CLASS = mmew.Builder
+        BUILDER_CONFIG_NAMES_TO_TEST = ["default"]
+        SPLITS = {"subject_mmew_S01": 2, "subject_mmew_S02": 2}
+        SKIP_CHECKSUMS = True
+
+        @classmethod
+        def setUpClass(cls):
+            cls._fixture_dir = tempfile.mkdtemp(prefix="mmew_dummy_")
+            write_mmew(cls._fixture_dir, samples=SMALL, quirks=False)
+            cls.EXAMPLE_DIR = cls._fixture_dir
+            super().setUpClass()
+
+        @classmethod
+        def tearDownClass(cls):
+            super().tearDownClass()
+            shutil.rmtree(cls._fixture_dir, ignore_errors=True)

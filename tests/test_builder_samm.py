@@ -1,9 +1,11 @@
 """SAMM builder (tfds_builders/samm) on fixture archives in SAMM's exact layout: a TF-free ArrayRecord
 build of the 159-row default archive (13 preamble rows, 4- and 5-digit frame padding, every known quirk),
 the header-on-row-1 release, the MEGC2019 ground truth's 133 clips, the aligned `default` config on
-uncropped frames, and every bad-input case."""
+uncropped frames, every bad-input case, and a TFDS DatasetBuilderTestCase when TensorFlow is installed."""
 import collections
+import importlib.util
 import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -305,3 +307,26 @@ def test_unknown_variant(tmp_path):
     write_samm(tmp_path, samples=SMALL)
     with pytest.raises(ArchiveError, match=r"samm: unknown variant 'cropped'"):
         samm.read_records(tmp_path, "cropped")
+
+
+# ----------------------------------------------------------------------- TFDS DatasetBuilderTestCase
+
+if importlib.util.find_spec("tensorflow") is not None:
+    class SammDatasetBuilderTest(tfds.testing.DatasetBuilderTestCase):
+        """TFDS's own builder checks (registration, info, build, as_dataset, reload) on a small fixture."""
+        DATASET_CLASS = samm.Builder
+        BUILDER_CONFIG_NAMES_TO_TEST = ["unaligned"]
+        SPLITS = {"subject_samm_006": 2, "subject_samm_011": 2}
+        SKIP_CHECKSUMS = True
+
+        @classmethod
+        def setUpClass(cls):
+            cls._fixture_dir = tempfile.mkdtemp(prefix="samm_dummy_")
+            write_samm(cls._fixture_dir, samples=SMALL, quirks=False)
+            cls.EXAMPLE_DIR = cls._fixture_dir
+            super().setUpClass()
+
+        @classmethod
+        def tearDownClass(cls):
+            super().tearDownClass()
+            shutil.rmtree(cls._fixture_dir, ignore_errors=True)

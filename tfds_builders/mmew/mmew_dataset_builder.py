@@ -1,4 +1,4 @@
-"""TFDS builder of MMEW's micro-expressions (Ben et al. 2021), read from the user's licensed copy; one
+"""TFDS builder of MMEW's micro-expressions (Ben et al. 2022), read from the user's licensed copy; one
 split per subject.
 
 manual_dir layout (reference/corpora.md section 7), as the providers ship it:
@@ -212,7 +212,7 @@ class Builder(FrameCorpusBuilder):
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 MMEW is licensed: request it from its providers (Ben et al., "Video-based Facial Micro-Expression
-Analysis: A Survey of Datasets, Features and Algorithms", IEEE TPAMI 2021; dpailab.com/database.html),
+Analysis: A Survey of Datasets, Features and Algorithms", IEEE TPAMI 2022; dpailab.com/database.html),
 then unpack the archive into manual_dir as shipped, so that manual_dir holds
   MMEW/Micro_Expression/happiness/S01-01-001/1.jpg ...   (or MMEW/Micro_Expression/S01/happiness/...)
   MMEW/MMEW_Micro_Exp.xlsx                               (or MMEW_Micro_Exp_v2.xlsx; any folder)
@@ -221,5 +221,9 @@ then unpack the archive into manual_dir as shipped, so that manual_dir holds
 """
 
     def read_records(self, manual_dir: Path) -> tuple[list[ClipRecord], list[dict]]:
-        return read_records(manual_dir, self.builder_config.variant,
-                            skip_bad_samples=self.builder_config.skip_bad_samples)
+        records, excluded = read_records(manual_dir, self.builder_config.variant,
+                                         skip_bad_samples=self.builder_config.skip_bad_samples)
+        for record in records:
+            for fix in record.fixes:
+                log.info("%s: fixed %s/%s/%s: %s", CORPUS, CORPUS, record.subject, record.clip, fix)
+        return records, excluded

@@ -260,4 +260,11 @@ manual_dir as shipped, so that manual_dir holds
         records, excluded, objective = _read(manual_dir, self.builder_config.variant,
                                              skip_bad_samples=self.builder_config.skip_bad_samples)
         self.info.metadata["objective_class"] = objective
+        _log_fixes(records)
         return records, excluded
+
+
+def _log_fixes(records: list[ClipRecord]) -> None:
+    for record in records:
+        for fix in record.fixes:
+            log.info("%s: fixed %s/%s/%s: %s", CORPUS, CORPUS, record.subject, record.clip, fix)
