@@ -8,3 +8,4 @@ from tfds_builders import casme_sq  # noqa: F401  (registers `casme_sq`)
 from tfds_builders import casme2  # noqa: F401  (registers `casme2`)
 from tfds_builders import casme3  # noqa: F401  (registers `casme3`)
 from tfds_builders import casme  # noqa: F401  (registers `casme`)
+from tfds_builders import megc2019_cde  # noqa: F401
