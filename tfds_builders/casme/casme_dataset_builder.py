@@ -18,7 +18,7 @@ Rules (reference/corpora.md section 0):
 - meb's fixes are given by 0-based data row. Each is applied to that row only when the row's annotated
   onset/offset do not fit the frames on disk (both variants hold onset..offset only, so the first and
   last frame numbers on disk are the onset and offset) and meb's values do; each applied fix is
-  recorded in the dataset metadata (`fixes`) and the build log. "Data row" = position among the
+  recorded in the dataset metadata (`fixes`) and logged. "Data row" = position among the
   non-blank rows below the header (meb's pandas index).
 """
 from __future__ import annotations
@@ -129,6 +129,9 @@ def read_records(manual_dir: Path, variant: str = "cropped", *,
             excluded.append({"clip": f"{CORPUS}/{_subject_or_raw(row, where)}/{row[COLUMNS['clip']]}",
                              "where": where, "reason": str(error)})
     _disambiguate(records)
+    for record in records:
+        for fix in record.fixes:
+            log.info("%s: %s/%s (%s): %s", CORPUS, record.subject, record.clip, record.where, fix)
     return records, excluded
 
 

@@ -13,7 +13,7 @@ Rules (reference/corpora.md section 0):
 - a quirk fix that meb gives only by its 0-based data-row index is applied to that row only when the
   row's own content shows the quirk (its apex cell is `/`, or its offset does not fit the frames on
   disk) and the fixed value fits the frames on disk; every applied fix is recorded in the dataset
-  metadata (`fixes`) and the build log. "Data row" = position among the non-blank rows below the
+  metadata (`fixes`) and logged. "Data row" = position among the non-blank rows below the
   header, which is meb's pandas index for the coding file.
 """
 from __future__ import annotations
@@ -143,6 +143,9 @@ def read_records(manual_dir: Path, variant: str = "cropped", *, missing_apex: st
             continue
         records.append(record)
     _disambiguate(records)
+    for record in records:
+        for fix in record.fixes:
+            log.info("%s: %s/%s (%s): %s", CORPUS, record.subject, record.clip, record.where, fix)
     return records, excluded
 
 
