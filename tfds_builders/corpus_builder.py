@@ -104,6 +104,10 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                 continue
             plans.append(plan)
             fixes += [{"clip": self._clip_id(record), "fix": fix} for fix in record.fixes]
+        if self.builder_config.skip_bad_samples:
+            # Read (and align) every clip now, so a subject whose clips all fail has no split at all
+            # instead of an empty one; this mode reads the frames twice.
+            plans = [plan for plan in plans if self._readable(plan, excluded)]
         for item in excluded:
             log.warning("%s: excluded %s (%s): %s", self.name, item["clip"], item["where"], item["reason"])
         if not plans:
@@ -117,6 +121,14 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
             by_subject.setdefault(self._subject_id(plan.record), []).append(plan)
         return {schema.subject_split_name(subject): self._generate_examples(subject_plans)
                 for subject, subject_plans in sorted(by_subject.items())}
+
+    def _readable(self, plan: _Plan, excluded: list) -> bool:
+        try:
+            self._encode(plan)
+        except ArchiveError as error:
+            self._skip_or_raise(error, plan.record, excluded)
+            return False
+        return True
 
     def _skip_or_raise(self, error: Exception, record: ClipRecord, excluded: list) -> None:
         if not self.builder_config.skip_bad_samples:
@@ -159,13 +171,9 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     def _generate_examples(self, plans: list[_Plan]):
         for plan in plans:
             record = plan.record
-            try:
-                frames = self._encoded_frames(plan)
-            except ArchiveError as error:
-                excluded = self.info.metadata["excluded"]
-                self._skip_or_raise(error, record, excluded)
-                log.warning("%s: excluded %s: %s", self.name, self._clip_id(record), error)
-                continue
+            frames, alignment = self._encode(plan)  # in skip mode every plan left has been read once
+            if alignment is not None:
+                self._record_alignment(plan, alignment)
             emotion = record.emotion
             label = taxonomy.megc3_label(emotion) if record.label_3class is None else record.label_3class
             yield self._clip_id(record), {
@@ -176,15 +184,24 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                 "fps": record.fps or self.FPS,
             }
 
-    def _encoded_frames(self, plan: _Plan) -> list[bytes]:
-        """Stored bytes of every frame: the file's own bytes, or PNG after alignment / resizing / BMP."""
+    def _record_alignment(self, plan: _Plan, alignment) -> None:
+        """Count the alignment rule used; a face-box fallback is listed among the fixes."""
+        counts = self.info.metadata["alignment"]
+        counts[alignment.method] = counts.get(alignment.method, 0) + 1
+        if alignment.method != "eyes":
+            self.info.metadata["fixes"].append({"clip": self._clip_id(plan.record),
+                                                "fix": f"aligned by the face box: {alignment.note}"})
+
+    def _encode(self, plan: _Plan) -> tuple[list[bytes], object]:
+        """Stored bytes of every frame (the file's own bytes, or PNG after alignment / resizing / BMP)
+        and the face alignment used (None without alignment)."""
         import cv2
 
         config = self.builder_config
         align = config.align if plan.record.align is None else plan.record.align
         transform = align or config.image_size > 0
         if not transform and all(p.suffix.lower() in (".jpg", ".jpeg", ".png") for p in plan.paths):
-            return [_checked_bytes(p, self.name) for p in plan.paths]
+            return [_checked_bytes(p, self.name) for p in plan.paths], None
         images = [_read_image(p, self.name) for p in plan.paths]
         if align:
             from mer_jax.data import face_align
@@ -197,15 +214,11 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                 raise ArchiveError(f"{self.name}: {plan.record.where} (clip {plan.record.clip}): no face "
                                    f"found on the onset frame {plan.paths[0]}: {error}") from None
             images = face_align.apply_alignment(images, alignment, align_config.output_size)
-            counts = self.info.metadata["alignment"]
-            counts[alignment.method] = counts.get(alignment.method, 0) + 1
-            if alignment.method != "eyes":
-                self.info.metadata["fixes"].append({"clip": self._clip_id(plan.record),
-                                                    "fix": f"aligned by the face box: {alignment.note}"})
-        elif config.image_size > 0:
+            return [_png(i) for i in images], alignment
+        if config.image_size > 0:
             size = (config.image_size, config.image_size)
             images = [cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in images]
-        return [_png(i) for i in images]
+        return [_png(i) for i in images], None
 
 
 def _read_image(path: Path, corpus: str) -> np.ndarray:
