@@ -14,6 +14,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.dataset.protocol = "loso"                 # loso | lodo | kfold
     config.dataset.kfold_k = 5
     config.dataset.shuffle_labels = False            # label-permutation control: UF1 must fall to chance
+    # Licensed-corpus builders (tfds_builders/corpus_builder.py CorpusConfig); a changed value builds its own config.
+    config.dataset.skip_bad_samples = False          # list bad samples as exclusions instead of failing the build
+    config.dataset.image_size = -1                   # stored frame side; -1 keeps the builder config's own
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.fold_devices = -1                 # -1: all devices not used by 'data'

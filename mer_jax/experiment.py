@@ -59,7 +59,10 @@ def _feature_fields(config, kind: str) -> dict:
 def load_inputs(config):
     """(corpus, labels, feature arrays, exclusion counts) for the config's corpus and label scheme."""
     dc = config.dataset
-    corpus = load_corpus(dc.name, data_dir=dc.data_dir, manual_dir=dc.manual_dir)
+    options = {"skip_bad_samples": True} if dc.skip_bad_samples else {}
+    if dc.image_size >= 0:
+        options["image_size"] = dc.image_size
+    corpus = load_corpus(dc.name, data_dir=dc.data_dir, manual_dir=dc.manual_dir, builder_options=options)
     kind = feature_kind(config, corpus)   # fails before any feature work on a mismatch
     labels = corpus.labels(dc.label_scheme)
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))

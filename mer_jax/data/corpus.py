@@ -137,9 +137,14 @@ def _register_builders() -> None:
     import tfds_builders  # noqa: F401  (registers every mer_jax builder)
 
 
-def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> Corpus:
-    """Build the TFDS corpus `name` (e.g. `synthetic_me/smoke`) if needed, then load it.
+def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None = None,
+                builder_options: dict | None = None) -> Corpus:
+    """Build the TFDS corpus `name` (e.g. `synthetic_me/smoke`, `casme2`, `casme2/raw_selected`) if
+    needed, then load it.
 
+    `builder_options` overrides fields of the builder config (e.g. {"skip_bad_samples": True,
+    "image_size": 112} for a licensed corpus); the result is built as its own config, named after the
+    base config and the overrides, next to the base one.
     Subjects come from one split per subject; samples are ordered by split name, then by position.
     A builder whose features hold `flow` instead of `frames` gives a flow corpus (`Corpus.kind`).
     """
@@ -147,6 +152,11 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
 
     _register_builders()
     builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    if builder_options:
+        config = _custom_config(builder.builder_config, builder_options, name)
+        builder = tfds.builder(builder.name, config=config, data_dir=data_dir, file_format="array_record")
+    if builder.builder_config is not None:  # `casme2` -> `casme2/cropped`: say which config was read
+        name = f"{builder.name}/{builder.builder_config.name}"
     if not builder.is_prepared():
         log.info("building %s into %s", name, builder.data_dir)
         builder.download_and_prepare(
@@ -189,3 +199,18 @@ def _validate(name: str, arrays: dict, encoded: list | None) -> None:
         if not 0 <= o <= a <= f < len(frames):
             raise ValueError(f"{name}: clip {arrays['clip'][i]} has onset/apex/offset {o}/{a}/{f}, "
                              f"expected 0 <= onset <= apex <= offset < {len(frames)} frames")
+
+
+def _custom_config(base, options: dict, name: str):
+    """`base` with `options` replaced, named e.g. `cropped-image_size_112-skip_bad_samples_True`."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(base)} if dataclasses.is_dataclass(base) else set()
+    unknown = sorted(set(options).difference(fields))
+    if unknown:
+        raise ValueError(f"{name}: builder option(s) {unknown} are not fields of its config "
+                         f"{type(base).__name__}; expected some of {sorted(fields)}")
+    if all(getattr(base, key) == value for key, value in options.items()):
+        return base
+    suffix = "-".join(f"{key}_{value}" for key, value in sorted(options.items()))
+    return dataclasses.replace(base, name=f"{base.name}-{suffix}", **options)
