@@ -61,9 +61,9 @@ def _read_raw(path: Path, sheet) -> tuple[list[list], str | None]:
         raise ArchiveError(f"{path}: expected an .xlsx, .xls or .csv annotation file")
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None)
-    except ImportError as error:  # .xls needs xlrd
-        raise ArchiveError(f"{path}: reading it needs an extra package ({error}); "
-                           f"`pip install xlrd` for .xls, or save the file as .xlsx") from error
+    except ImportError as error:  # pandas reads .xls with xlrd or python-calamine, neither a dependency
+        raise ArchiveError(f"{path}: reading it needs an extra package ({error}); `pip install xlrd` "
+                           f"(or python-calamine) for .xls, or save the file as .xlsx") from error
     names = list(sheets)
     name = names[0] if sheet is None else sheet
     if name not in sheets:
