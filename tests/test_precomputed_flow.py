@@ -60,7 +60,7 @@ def test_builder_reads_both_formats_and_namings(samples, tmp_path, csv_format, s
     assert corpus.kind == "flow" and corpus.encoded_frames is None and len(corpus) == len(samples) == 36
     assert sorted(set(corpus.subject.tolist())) == SUBJECTS
     assert corpus.metadata["csv_format"] == {"htnet": "htnet", "gt": "megc2019_gt"}[csv_format]
-    assert corpus.metadata["exclusions"] == [] and corpus.metadata["num_rows"] == 36
+    assert corpus.metadata["excluded"] == [] and corpus.metadata["num_rows"] == 36
     by_clip = {s.clip: s for s in samples}
     assert sorted(corpus.clip.tolist()) == sorted(by_clip)
     for i, clip in enumerate(corpus.clip):
@@ -127,7 +127,7 @@ def test_orphan_image_is_listed_as_an_exclusion(samples, tmp_path):
     shutil.copy(written[0].image_path, orphan)
     corpus = build(tmp_path / "manual", tmp_path)
     assert len(corpus) == len(written)
-    assert corpus.metadata["exclusions"] == [
+    assert corpus.metadata["excluded"] == [
         {"file": orphan.name, "reason": f"no row of {archive.HTNET_CSV} names this image"}]
 
 

@@ -35,7 +35,7 @@ AUs), fps of the source corpus (SMIC-HS 100, CASME II and SAMM 200).
 
 Errors name the CSV line: a row whose image is missing (with the expected path), an unknown label,
 dataset or subject form, a duplicate clip. An image that no CSV row names is not an error: it is
-listed under `exclusions` in the dataset metadata (`info.metadata`) and logged.
+listed under `excluded` in the dataset metadata (`info.metadata`) and logged.
 """
 from __future__ import annotations
 
@@ -254,7 +254,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self.info.metadata.update({
             "label_csv": csv_path.name, "csv_format": fmt,
             "image_dir": str(image_dir.relative_to(Path(dl_manager.manual_dir))),
-            "num_rows": len(rows), "exclusions": exclusions,
+            "num_rows": len(rows), "excluded": exclusions,
+            "label_schemes": ["megc3"], "has_aus": False,
         })
         by_subject = collections.defaultdict(list)
         for row in rows:
