@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -65,6 +66,36 @@ class CorpusConfig(tfds.core.BuilderConfig):
     image_size: int = 0
     detector: str = "opencv"
     skip_bad_samples: bool = False
+
+
+def disambiguate(records: list[ClipRecord]) -> None:
+    """Rows naming the same subject and clip folder (two MEs in one clip) get distinct clip ids
+    `<clip>_<onset>-<offset>`, recorded; the folder stays the same."""
+    seen: dict[tuple[str, str], list[ClipRecord]] = {}
+    for record in records:
+        seen.setdefault((record.subject, record.clip), []).append(record)
+    for (_, clip), same in seen.items():
+        if len(same) > 1:
+            for record in same:
+                record.clip = f"{clip}_{record.onset}-{record.offset}"
+                record.fixes.append(f"clip {clip} is annotated {len(same)} times: id {record.clip}")
+
+
+def unread_clip_id(corpus: str, subject: str, clip: str, *, subject_id: Callable[..., str], where: str) -> str:
+    """`corpus/subject/clip` of an annotation row that could not be read, for its exclusion: the subject
+    cell normalised by `subject_id(cell, where=...)` where it can be, else as written (`?` if blank)."""
+    try:
+        subject = subject_id(subject, where=where)
+    except ArchiveError:
+        subject = subject or "?"
+    return f"{corpus}/{subject}/{clip}"
+
+
+def log_fixes(corpus: str, records: list[ClipRecord]) -> None:
+    """Log every quirk fix a reader applied, one line each."""
+    for record in records:
+        for fix in record.fixes:
+            log.info("%s: fixed %s/%s/%s (%s): %s", corpus, corpus, record.subject, record.clip, record.where, fix)
 
 
 @dataclasses.dataclass

@@ -131,13 +131,25 @@ def find_file(root, names: tuple[str, ...], *, corpus: str, what: str) -> Path:
     raise ArchiveError(f"{corpus}: no {what} under {root}; expected one of {list(names)}")
 
 
-def find_dir(root, names: tuple[str, ...], *, corpus: str, what: str) -> Path:
-    """The first existing `root/<name>` (name may be a relative path) among `names`."""
+def find_dir(root, names: tuple[str, ...], *, corpus: str, what: str, below: bool = False) -> Path:
+    """The first existing `root/<name>` (name may be a relative path) among `names`; with `below`, also
+    `<folder>/<name>` for each folder in root (after root itself)."""
+    found = first_dir(root, names, below=below)
+    if found is None:
+        where = f"{root} (or one level below)" if below else f"{root}"
+        raise ArchiveError(f"{corpus}: no {what} in {where}; expected one of the folders {list(names)}")
+    return found
+
+
+def first_dir(root, names: tuple[str, ...], *, below: bool = False) -> Path | None:
+    """`find_dir` without the error: None when no folder of `names` exists."""
     root = Path(root)
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    raise ArchiveError(f"{corpus}: no {what} in {root}; expected one of the folders {list(names)}")
+    bases = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if below else [root]
+    for base in bases:
+        for name in names:
+            if (base / name).is_dir():
+                return base / name
+    return None
 
 
 def frame_number(path) -> int:
@@ -167,15 +179,41 @@ def list_frames(folder, *, corpus: str, where: str) -> dict[int, Path]:
     return dict(sorted(frames.items()))
 
 
-def parse_int(text: str, *, corpus: str, where: str, field: str) -> int:
-    """An integer cell; `46`, `46.0` and ` 46 ` are fine, anything else names the cell."""
+def frame_numbers(folder, *, corpus: str) -> list[int] | None:
+    """The frame numbers in `folder` (in order), or None when it cannot be listed (no folder, no images,
+    two files with one number); for a reader's checks, the builder reports the error itself."""
+    try:
+        return list(list_frames(folder, corpus=corpus, where=str(folder)))
+    except ArchiveError:
+        return None
+
+
+def frames_fit(numbers: list[int] | None, onset: int, offset: int, *, selected: bool) -> bool:
+    """Do onset..offset agree with the frames on disk (`numbers`, from `frame_numbers`)? A selected
+    folder (onset..offset only) starts at the onset and ends at the offset; a full clip contains both.
+    No frames (None or empty) counts as not fitting."""
+    if not numbers or onset > offset:
+        return False
+    if selected:
+        return numbers[0] == onset and numbers[-1] == offset
+    return onset in numbers and offset in numbers
+
+
+def int_or_none(text: str) -> int | None:
+    """An integer cell's value (`46`, `46.0`, ` 46 `), or None for anything else."""
     try:
         value = float(text)
     except ValueError:
-        raise ArchiveError(f"{corpus}: {where}: {field} is {text!r}, expected an integer frame number") from None
-    if not value.is_integer():
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def parse_int(text: str, *, corpus: str, where: str, field: str) -> int:
+    """An integer cell; `46`, `46.0` and ` 46 ` are fine, anything else names the cell."""
+    value = int_or_none(text)
+    if value is None:
         raise ArchiveError(f"{corpus}: {where}: {field} is {text!r}, expected an integer frame number")
-    return int(value)
+    return value
 
 
 def parse_aus(text: str) -> tuple[int, ...]:

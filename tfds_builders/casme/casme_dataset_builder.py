@@ -29,9 +29,10 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from mer_jax.data.archive import (ArchiveError, au_vector, find_file, list_frames, normalise_emotion,
-                                  parse_int, read_table, subject_digits)
-from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder
+from mer_jax.data.archive import (ArchiveError, au_vector, find_dir, find_file, frame_numbers, frames_fit,
+                                  normalise_emotion, parse_int, read_table, subject_digits)
+from tfds_builders.corpus_builder import (ClipRecord, CorpusConfig, FrameCorpusBuilder, disambiguate, log_fixes,
+                                          unread_clip_id)
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,13 @@ def find_frames_root(manual_dir: Path, variant: str) -> Path:
     """The variant's frame folder (holding sub01/...), in manual_dir or one folder below it."""
     if variant not in VARIANTS:
         raise ArchiveError(f"{CORPUS}: unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
-    manual_dir = Path(manual_dir)
-    for base in [manual_dir, *sorted(p for p in manual_dir.iterdir() if p.is_dir())]:
-        for name in VARIANTS[variant]:
-            if (base / name).is_dir():
-                return base / name
-    raise ArchiveError(f"{CORPUS}: no frame folder for variant {variant!r} in {manual_dir} (or one level "
-                       f"below); expected one of the folders {list(VARIANTS[variant])}")
+    return find_dir(manual_dir, VARIANTS[variant], corpus=CORPUS, what=f"frame folder for variant {variant!r}",
+                    below=True)
+
+
+def subject_id(text: str, *, where: str) -> str:
+    """`1`, `01`, `sub01` -> `sub01`."""
+    return f"sub{subject_digits(text, corpus=CORPUS, where=where):02d}"
 
 
 def au_column(header: tuple[str, ...]) -> str | None:
@@ -126,17 +127,16 @@ def read_records(manual_dir: Path, variant: str = "cropped", *,
         except ArchiveError as error:
             if not skip_bad_samples:
                 raise
-            excluded.append({"clip": f"{CORPUS}/{_subject_or_raw(row, where)}/{row[COLUMNS['clip']]}",
-                             "where": where, "reason": str(error)})
-    _disambiguate(records)
-    for record in records:
-        for fix in record.fixes:
-            log.info("%s: %s/%s (%s): %s", CORPUS, record.subject, record.clip, record.where, fix)
+            clip = unread_clip_id(CORPUS, row[COLUMNS["subject"]], row[COLUMNS["clip"]], subject_id=subject_id,
+                                  where=where)
+            excluded.append({"clip": clip, "where": where, "reason": str(error)})
+    disambiguate(records)
+    log_fixes(CORPUS, records)
     return records, excluded
 
 
 def _record(row: dict, i: int, where: str, frames_root: Path, aus_column: str | None) -> ClipRecord:
-    subject = f"sub{subject_digits(row[COLUMNS['subject']], corpus=CORPUS, where=where):02d}"
+    subject = subject_id(row[COLUMNS["subject"]], where=where)
     clip = row[COLUMNS["clip"]].strip()
     if not clip:
         raise ArchiveError(f"{CORPUS}: {where}: the Filename cell is empty, expected a clip folder name")
@@ -150,8 +150,9 @@ def _record(row: dict, i: int, where: str, frames_root: Path, aus_column: str | 
     fix = QUIRKS["row_fixes"].get(i)
     if fix is not None:
         new_onset, new_offset = fix.get("onset", onset), fix.get("offset", offset)
-        on_disk = _frame_numbers(folder)
-        if (not _fits(on_disk, onset, offset) and _fits(on_disk, new_onset, new_offset)
+        on_disk = frame_numbers(folder, corpus=CORPUS)
+        if (not frames_fit(on_disk, onset, offset, selected=True)
+                and frames_fit(on_disk, new_onset, new_offset, selected=True)
                 and (new_onset, new_offset) != (onset, offset)):
             new_apex = fix.get("apex", apex)
             changes = [f"{name} {old} -> {new}" for name, old, new in
@@ -162,37 +163,6 @@ def _record(row: dict, i: int, where: str, frames_root: Path, aus_column: str | 
     aus = au_vector(row[aus_column]) if aus_column else None
     return ClipRecord(subject=subject, clip=clip, emotion=emotion, folder=folder, where=where, onset=onset,
                       apex=apex, offset=offset, aus=aus, fixes=fixes)
-
-
-def _subject_or_raw(row: dict, where: str) -> str:
-    try:
-        return f"sub{subject_digits(row[COLUMNS['subject']], corpus=CORPUS, where=where):02d}"
-    except ArchiveError:
-        return row[COLUMNS["subject"]] or "?"
-
-
-def _frame_numbers(folder: Path) -> list[int] | None:
-    try:
-        return list(list_frames(folder, corpus=CORPUS, where=str(folder)))
-    except ArchiveError:
-        return None
-
-
-def _fits(numbers: list[int] | None, onset: int, offset: int) -> bool:
-    """A selected folder (onset..offset only) starts at the onset and ends at the offset."""
-    return bool(numbers) and onset <= offset and numbers[0] == onset and numbers[-1] == offset
-
-
-def _disambiguate(records: list[ClipRecord]) -> None:
-    """Two rows naming the same subject and clip folder get ids `<clip>_<onset>-<offset>`, recorded."""
-    seen: dict[tuple[str, str], list[ClipRecord]] = {}
-    for record in records:
-        seen.setdefault((record.subject, record.clip), []).append(record)
-    for (_, clip), same in seen.items():
-        if len(same) > 1:
-            for record in same:
-                record.clip = f"{clip}_{record.onset}-{record.offset}"
-                record.fixes.append(f"clip {clip} is annotated {len(same)} times: id {record.clip}")
 
 
 _INSTRUCTIONS = """\

@@ -19,16 +19,14 @@ Rules (reference/corpora.md section 0):
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from mer_jax.data.archive import (ArchiveError, au_vector, find_file, list_frames, normalise_emotion,
-                                  parse_int, read_table, subject_digits)
-from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder
-
-log = logging.getLogger(__name__)
+from mer_jax.data.archive import (ArchiveError, au_vector, find_dir, find_file, frame_numbers, frames_fit,
+                                  normalise_emotion, parse_int, read_table, subject_digits)
+from tfds_builders.corpus_builder import (ClipRecord, CorpusConfig, FrameCorpusBuilder, disambiguate, log_fixes,
+                                          unread_clip_id)
 
 CORPUS = "casme2"
 FPS = 200.0
@@ -106,14 +104,13 @@ def find_frames_root(manual_dir: Path, variant: str) -> Path:
     """The variant's frame folder (holding sub01/...), in manual_dir or one folder below it."""
     if variant not in VARIANTS:
         raise ArchiveError(f"{CORPUS}: unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
-    manual_dir = Path(manual_dir)
-    names = VARIANTS[variant]["dirs"]
-    for base in [manual_dir, *sorted(p for p in manual_dir.iterdir() if p.is_dir())]:
-        for name in names:
-            if (base / name).is_dir():
-                return base / name
-    raise ArchiveError(f"{CORPUS}: no frame folder for variant {variant!r} in {manual_dir} (or one level "
-                       f"below); expected one of the folders {list(names)}")
+    return find_dir(manual_dir, VARIANTS[variant]["dirs"], corpus=CORPUS,
+                    what=f"frame folder for variant {variant!r}", below=True)
+
+
+def subject_id(text: str, *, where: str) -> str:
+    """`1`, `01`, `sub01` -> `sub01`."""
+    return f"sub{subject_digits(text, corpus=CORPUS, where=where):02d}"
 
 
 def read_records(manual_dir: Path, variant: str = "cropped", *, missing_apex: str = "midpoint",
@@ -138,20 +135,19 @@ def read_records(manual_dir: Path, variant: str = "cropped", *, missing_apex: st
         except ArchiveError as error:
             if not skip_bad_samples:
                 raise
-            excluded.append({"clip": f"{CORPUS}/{_subject_or_raw(row, where)}/{row[COLUMNS['clip']]}",
-                             "where": where, "reason": str(error)})
+            clip = unread_clip_id(CORPUS, row[COLUMNS["subject"]], row[COLUMNS["clip"]], subject_id=subject_id,
+                                  where=where)
+            excluded.append({"clip": clip, "where": where, "reason": str(error)})
             continue
         records.append(record)
-    _disambiguate(records)
-    for record in records:
-        for fix in record.fixes:
-            log.info("%s: %s/%s (%s): %s", CORPUS, record.subject, record.clip, record.where, fix)
+    disambiguate(records)
+    log_fixes(CORPUS, records)
     return records, excluded
 
 
 def _record(row: dict, i: int, num_rows: int, where: str, frames_root: Path, variant: str, selected: bool,
             missing_apex: str) -> ClipRecord:
-    subject = f"sub{subject_digits(row[COLUMNS['subject']], corpus=CORPUS, where=where):02d}"
+    subject = subject_id(row[COLUMNS["subject"]], where=where)
     clip = row[COLUMNS["clip"]].strip()
     if not clip:
         raise ArchiveError(f"{CORPUS}: {where}: the Filename cell is empty, expected a clip folder name")
@@ -165,9 +161,9 @@ def _record(row: dict, i: int, num_rows: int, where: str, frames_root: Path, var
     fixes = []
     fixed_offset = QUIRKS["row_offset"].get(i)
     if fixed_offset is not None and offset != fixed_offset:
-        on_disk = _frame_numbers(folder)
-        shows_quirk = apex is None or not _fits(on_disk, selected, onset, offset)
-        if shows_quirk and _fits(on_disk, selected, onset, fixed_offset):
+        on_disk = frame_numbers(folder, corpus=CORPUS)
+        shows_quirk = apex is None or not frames_fit(on_disk, onset, offset, selected=selected)
+        if shows_quirk and frames_fit(on_disk, onset, fixed_offset, selected=selected):
             fixes.append(f"offset {offset} -> {fixed_offset} (meb: mistake in file, data row {i})")
             offset = fixed_offset
 
@@ -184,31 +180,6 @@ def _record(row: dict, i: int, num_rows: int, where: str, frames_root: Path, var
                       label_3class=MEGC3.get(emotion, -1), fill_missing=fill, fixes=fixes)
 
 
-def _subject_or_raw(row: dict, where: str) -> str:
-    try:
-        return f"sub{subject_digits(row[COLUMNS['subject']], corpus=CORPUS, where=where):02d}"
-    except ArchiveError:
-        return row[COLUMNS["subject"]] or "?"
-
-
-def _frame_numbers(folder: Path) -> list[int] | None:
-    """Frame numbers in the folder, or None when it cannot be listed (the base builder reports that)."""
-    try:
-        return list(list_frames(folder, corpus=CORPUS, where=str(folder)))
-    except ArchiveError:
-        return None
-
-
-def _fits(numbers: list[int] | None, selected: bool, onset: int, offset: int) -> bool:
-    """Do onset..offset agree with the frames on disk (a selected folder starts at the onset and ends at
-    the offset; a full clip contains both)? Unknown (no folder) counts as not fitting."""
-    if not numbers or onset > offset:
-        return False
-    if selected:
-        return numbers[0] == onset and numbers[-1] == offset
-    return onset in numbers and offset in numbers
-
-
 def _meb_apex(i: int, num_rows: int) -> int | None:
     """meb's estimated apex for data row i of a coding file with num_rows rows, when identifiable."""
     if i < _MEB_EXTRA_ROW or num_rows == _MEB_ROWS_WITH_EXTRA:
@@ -216,19 +187,6 @@ def _meb_apex(i: int, num_rows: int) -> int | None:
     if num_rows == _MEB_ROWS_WITH_EXTRA - 1:
         return QUIRKS["meb_estimated_apex"].get(i + 1)
     return None
-
-
-def _disambiguate(records: list[ClipRecord]) -> None:
-    """Two rows naming the same subject and clip folder (two MEs in one clip) get distinct clip ids
-    `<clip>_<onset>-<offset>`, recorded; the folder stays the same."""
-    seen: dict[tuple[str, str], list[ClipRecord]] = {}
-    for record in records:
-        seen.setdefault((record.subject, record.clip), []).append(record)
-    for (_, clip), same in seen.items():
-        if len(same) > 1:
-            for record in same:
-                record.clip = f"{clip}_{record.onset}-{record.offset}"
-                record.fixes.append(f"clip {clip} is annotated {len(same)} times: id {record.clip}")
 
 
 _INSTRUCTIONS = """\
