@@ -25,16 +25,13 @@ is applied only when the row's own content shows the error, and every applied fi
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from mer_jax.data import archive
 from mer_jax.data.archive import ArchiveError
-from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder
-
-log = logging.getLogger(__name__)
+from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder, log_fixes, unread_clip_id
 
 CORPUS = "mmew"
 FPS = 90.0
@@ -87,11 +84,7 @@ def subject_id(text: str, *, where: str) -> str:
 
 def frames_root(manual_dir: Path) -> Path:
     """The folder holding the emotion (or subject) folders."""
-    manual_dir = Path(manual_dir)
-    for name in FRAME_ROOTS:
-        if (manual_dir / name).is_dir():
-            return manual_dir / name
-    return manual_dir
+    return archive.first_dir(manual_dir, FRAME_ROOTS) or Path(manual_dir)
 
 
 def read_records(manual_dir: Path, variant: str = "", *,
@@ -120,12 +113,9 @@ def read_records(manual_dir: Path, variant: str = "", *,
         except ArchiveError as error:
             if not skip_bad_samples:
                 raise
-            try:
-                subject = subject_id(row.get("Subject", ""), where=where)
-            except ArchiveError:
-                subject = row.get("Subject", "") or "?"
-            excluded.append({"clip": f"{CORPUS}/{subject}/{row.get('Filename', '') or '?'}", "where": where,
-                             "reason": str(error)})
+            clip = unread_clip_id(CORPUS, row.get("Subject", ""), row.get("Filename", "") or "?",
+                                  subject_id=subject_id, where=where)
+            excluded.append({"clip": clip, "where": where, "reason": str(error)})
             continue
         records.append(record)
     return records, excluded
@@ -171,7 +161,7 @@ def _record(row: dict, where: str, folders: _Folders, fix: Fix | None) -> ClipRe
         fixes.append(f"{emotion} clip found in the folder {emotion_folder!r} (MMEW others/repression folder)")
     onset = archive.parse_int(row["OnsetFrame"], corpus=CORPUS, where=where, field="OnsetFrame")
     apex_text, offset_text = row["ApexFrame"], row["OffsetFrame"]
-    apex, offset = _int_or_none(apex_text), _int_or_none(offset_text)
+    apex, offset = archive.int_or_none(apex_text), archive.int_or_none(offset_text)
     if fix is not None and folder.is_dir():
         last = list(archive.list_frames(folder, corpus=CORPUS, where=where))[-1]
         shows_error = (apex is None or offset is None or offset != last
@@ -186,14 +176,6 @@ def _record(row: dict, where: str, folders: _Folders, fix: Fix | None) -> ClipRe
         fixes.append(f"ApexFrame {apex_text!r} is not a frame number: treated as missing ({where})")
     return ClipRecord(subject=subject, clip=clip, emotion=emotion, folder=folder, where=where, onset=onset,
                       apex=apex, offset=offset, aus=archive.au_vector(row["Action Units"]), fixes=fixes)
-
-
-def _int_or_none(text: str) -> int | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return int(value) if value.is_integer() else None
 
 
 class Builder(FrameCorpusBuilder):
@@ -223,7 +205,5 @@ then unpack the archive into manual_dir as shipped, so that manual_dir holds
     def read_records(self, manual_dir: Path) -> tuple[list[ClipRecord], list[dict]]:
         records, excluded = read_records(manual_dir, self.builder_config.variant,
                                          skip_bad_samples=self.builder_config.skip_bad_samples)
-        for record in records:
-            for fix in record.fixes:
-                log.info("%s: fixed %s/%s/%s: %s", CORPUS, CORPUS, record.subject, record.clip, fix)
+        log_fixes(CORPUS, records)
         return records, excluded

@@ -25,7 +25,6 @@ is applied only when the row's own content shows the error, and every applied fi
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from pathlib import Path
 
@@ -33,9 +32,7 @@ import tensorflow_datasets as tfds
 
 from mer_jax.data import archive
 from mer_jax.data.archive import ArchiveError
-from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder
-
-log = logging.getLogger(__name__)
+from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder, log_fixes, unread_clip_id
 
 CORPUS = "samm"
 FPS = 200.0
@@ -113,11 +110,7 @@ def subject_id(text: str, *, where: str) -> str:
 
 def frames_root(manual_dir: Path) -> Path:
     """The folder holding the subject folders (`manual_dir/SAMM`, or manual_dir itself)."""
-    manual_dir = Path(manual_dir)
-    for name in FRAME_ROOTS:
-        if (manual_dir / name).is_dir():
-            return manual_dir / name
-    return manual_dir
+    return archive.first_dir(manual_dir, FRAME_ROOTS) or Path(manual_dir)
 
 
 def read_records(manual_dir: Path, variant: str = "", *,
@@ -151,21 +144,14 @@ def _read(manual_dir: Path, variant: str, *, skip_bad_samples: bool):
         except ArchiveError as error:
             if not skip_bad_samples:
                 raise
-            clip = row.get("Filename", "") or "?"
-            excluded.append({"clip": f"{CORPUS}/{_subject_or_raw(row)}/{clip}", "where": where,
-                             "reason": str(error)})
+            clip = unread_clip_id(CORPUS, row.get("Subject", ""), row.get("Filename", "") or "?",
+                                  subject_id=subject_id, where=where)
+            excluded.append({"clip": clip, "where": where, "reason": str(error)})
             continue
         records.append(record)
         cell = row.get(OBJECTIVE_COLUMN, "")
         objective[f"{CORPUS}/{record.subject}/{record.clip}"] = int(cell) if cell.isdigit() else cell
     return records, excluded, objective
-
-
-def _subject_or_raw(row: dict) -> str:
-    try:
-        return subject_id(row.get("Subject", ""), where="")
-    except ArchiveError:
-        return row.get("Subject", "") or "?"
 
 
 def _quirks(i: int, clip: str) -> dict[str, list[Quirk]]:
@@ -189,7 +175,7 @@ def _record(i: int, row: dict, where: str, root: Path) -> ClipRecord:
     onset = archive.parse_int(row["Onset Frame"], corpus=CORPUS, where=where, field="Onset Frame")
 
     offset_text = row["Offset Frame"]
-    offset = _int_or_none(offset_text)
+    offset = archive.int_or_none(offset_text)
     if quirks.get("offset") and folder.is_dir():
         last = list(archive.list_frames(folder, corpus=CORPUS, where=where))[-1]
         for quirk in quirks["offset"]:
@@ -200,7 +186,7 @@ def _record(i: int, row: dict, where: str, root: Path) -> ClipRecord:
         offset = archive.parse_int(offset_text, corpus=CORPUS, where=where, field="Offset Frame")
 
     apex_text = row["Apex Frame"]
-    apex = _int_or_none(apex_text)
+    apex = archive.int_or_none(apex_text)
     for quirk in quirks.get("apex", ()):
         if apex is not None and onset <= apex <= offset:
             break
@@ -220,14 +206,6 @@ def _record(i: int, row: dict, where: str, root: Path) -> ClipRecord:
         fixes.append(f"Action Units {aus_text!r} lists alternatives: every AU named is set ({where})")
     return ClipRecord(subject=subject, clip=clip, emotion=emotion, folder=folder, where=where,
                       onset=onset, apex=apex, offset=offset, aus=archive.au_vector(aus_text), fixes=fixes)
-
-
-def _int_or_none(text: str) -> int | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return int(value) if value.is_integer() else None
 
 
 class Builder(FrameCorpusBuilder):
@@ -260,11 +238,5 @@ manual_dir as shipped, so that manual_dir holds
         records, excluded, objective = _read(manual_dir, self.builder_config.variant,
                                              skip_bad_samples=self.builder_config.skip_bad_samples)
         self.info.metadata["objective_class"] = objective
-        _log_fixes(records)
+        log_fixes(CORPUS, records)
         return records, excluded
-
-
-def _log_fixes(records: list[ClipRecord]) -> None:
-    for record in records:
-        for fix in record.fixes:
-            log.info("%s: fixed %s/%s/%s: %s", CORPUS, CORPUS, record.subject, record.clip, fix)
