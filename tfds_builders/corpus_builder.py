@@ -116,7 +116,8 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     HAS_AUS: bool = True
 
     def read_records(self, manual_dir: Path) -> tuple[list[ClipRecord], list[dict]]:
-        """The corpus's clip records and its exclusions ({'clip', 'where', 'reason'}), quirks fixed."""
+        """The corpus's clip records and its exclusions ({'clip', 'where', 'reason'}), quirks fixed.
+        A reader may add entries of its own to `self.info.metadata` (e.g. rows that are not samples)."""
         raise NotImplementedError
 
     def _info(self) -> tfds.core.DatasetInfo:

@@ -289,15 +289,10 @@ class Builder(FrameCorpusBuilder):
 
     def read_records(self, manual_dir: Path) -> tuple[list[ClipRecord], list[dict]]:
         config = self.builder_config
-        records, excluded, self._summary = read_annotations(manual_dir, config.variant,
-                                                            skip_bad_samples=config.skip_bad_samples)
+        records, excluded, summary = read_annotations(manual_dir, config.variant,
+                                                      skip_bad_samples=config.skip_bad_samples)
+        self.info.metadata.update(summary, with_depth=self._with_depth())
         return records, excluded
-
-    def _split_generators(self, dl_manager):
-        splits = super()._split_generators(dl_manager)
-        self.info.metadata.update(self._summary)
-        self.info.metadata["with_depth"] = self._with_depth()
-        return splits
 
     def _generate_examples(self, plans):
         if not self._with_depth():

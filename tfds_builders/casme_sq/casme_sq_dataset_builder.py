@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from mer_jax.data.archive import (ArchiveError, Table, au_vector, normalise_emotion, parse_int,
+from mer_jax.data.archive import (ArchiveError, Table, au_vector, int_or_none, normalise_emotion, parse_int,
                                   read_headerless)
 from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder
 
@@ -145,7 +145,7 @@ def read_annotations(manual_dir, variant: str = "rawpic", *, skip_bad_samples: b
     seen: dict[tuple[str, str], int] = {}
     for i, row in enumerate(table.rows):
         where = table.where(i)
-        if i == 0 and not _is_int(row["onset"]) and not _is_int(row["subject_id"]):
+        if i == 0 and int_or_none(row["onset"]) is None and int_or_none(row["subject_id"]) is None:
             log.info("%s: %s looks like a header row: skipped", DATASET, where)
             continue
         kind = TYPES.get(row["type"].strip().lower())
@@ -178,13 +178,6 @@ def read_records(manual_dir, variant: str = "rawpic", *, skip_bad_samples: bool 
     """CAS(ME)^2's micro-expression clip records with quirks fixed, and its exclusions."""
     records, excluded, _ = read_annotations(manual_dir, variant, skip_bad_samples=skip_bad_samples)
     return records, excluded
-
-
-def _is_int(text: str) -> bool:
-    try:
-        return float(text).is_integer()
-    except ValueError:
-        return False
 
 
 def _record(row: dict, where: str, subjects: dict, videos: dict, rawpic: Path) -> ClipRecord:
@@ -261,11 +254,7 @@ class Builder(FrameCorpusBuilder):
 
     def read_records(self, manual_dir: Path) -> tuple[list[ClipRecord], list[dict]]:
         config = self.builder_config
-        records, excluded, self._summary = read_annotations(manual_dir, config.variant,
-                                                            skip_bad_samples=config.skip_bad_samples)
+        records, excluded, summary = read_annotations(manual_dir, config.variant,
+                                                      skip_bad_samples=config.skip_bad_samples)
+        self.info.metadata.update(summary)   # macro-expression rows: another task, counted here
         return records, excluded
-
-    def _split_generators(self, dl_manager):
-        splits = super()._split_generators(dl_manager)
-        self.info.metadata.update(self._summary)   # macro-expression rows: another task, counted here
-        return splits

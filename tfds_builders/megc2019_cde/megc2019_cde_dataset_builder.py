@@ -93,7 +93,7 @@ class Builder(FrameCorpusBuilder):
         if not gt_path.exists():
             gt_path = Path(__file__).with_name(GROUND_TRUTH)
         ground_truth = read_ground_truth(gt_path)
-        by_key, reasons, outside = {}, {}, []
+        by_key, reasons = {}, {}
         for database, (variant, align) in self.builder_config.parts.items():
             part_dir = manual_dir / database
             if not part_dir.is_dir():
@@ -125,15 +125,10 @@ class Builder(FrameCorpusBuilder):
                                     f"({row['where']}) gives class {taxonomy.MEGC3_CLASSES[label]}, which is used")
             record.label_3class = label
             records.append(record)
-        outside = sorted(f"{r.dataset}/{r.subject}/{r.clip}" for k, r in by_key.items() if k not in members)
-        self._outside_membership = outside
-        return records, excluded
-
-    def _split_generators(self, dl_manager):
-        splits = super()._split_generators(dl_manager)
         # Clips of the three corpora that are not composite members: not samples of this dataset.
-        self.info.metadata["not_in_ground_truth"] = self._outside_membership
-        return splits
+        self.info.metadata["not_in_ground_truth"] = sorted(
+            f"{r.dataset}/{r.subject}/{r.clip}" for k, r in by_key.items() if k not in members)
+        return records, excluded
 
 
 def _subject_and_clip(clip_id: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from mer_jax.data.archive import ArchiveError, list_frames, normalise_emotion
+from mer_jax.data.archive import ArchiveError, frame_numbers, normalise_emotion
 from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder
 
 log = logging.getLogger(__name__)
@@ -186,9 +186,8 @@ def _apply_missing_frames(record: ClipRecord, modality: str, manual_dir: Path) -
     quirk = QUIRKS.get((modality, record.clip))
     if not quirk or "missing_frames" not in quirk:
         return
-    try:
-        numbers = list(list_frames(record.folder, corpus=DATASET, where=record.where))
-    except ArchiveError:
+    numbers = frame_numbers(record.folder, corpus=DATASET)
+    if numbers is None:
         return  # the base class reports the empty folder
     gaps = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
     if 0 < len(gaps) <= quirk["missing_frames"]:
