@@ -10,39 +10,26 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import builder_testing
 import tfds_builders  # noqa: F401  (registers the builders)
 from mer_jax.data import archive, taxonomy
 from mer_jax.data.archive import ArchiveError
-from mer_jax.data.corpus import _keep_encoded, load_corpus
+from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives import casme as fixture
 from tfds_builders.casme import casme_dataset_builder as casme
 from tfds_builders.corpus_builder import CorpusConfig
 
 
-def _build(name_or_config, manual_dir, data_dir):
-    kwargs = {"config": name_or_config} if not isinstance(name_or_config, str) else {}
-    name = "casme" if kwargs else f"casme/{name_or_config}"
-    builder = tfds.builder(name, data_dir=str(data_dir), file_format="array_record", **kwargs)
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
-def _examples(builder):
-    out = {}
-    for split, source in builder.as_data_source(decoders={"frames": _keep_encoded()}).items():
-        for i in range(len(source)):
-            example = source[i]
-            out[example["clip"].decode()] = (split, example)
-    return out
+def _build(manual_dir, data_dir, config="cropped", **overrides):
+    return builder_testing.build(casme.Builder, manual_dir, data_dir, config, **overrides)
 
 
 @pytest.fixture(scope="module")
 def cropped(tmp_path_factory):
     root = tmp_path_factory.mktemp("casme")
     written = fixture.write_casme(root / "manual")
-    builder = _build("cropped", root / "manual", root / "tfds")
-    return written, builder, _examples(builder)
+    builder = _build(root / "manual", root / "tfds")
+    return written, builder, builder_testing.examples(builder)
 
 
 def test_splits_counts_labels_and_aus(cropped):
@@ -120,9 +107,9 @@ def test_au_column_by_header_or_none(tmp_path):
     assert [(r.subject, r.emotion) for r in records] == [("sub01", "tense"), ("sub02", "happiness")]
     assert all(r.aus is not None and sum(r.aus) > 0 for r in records)
     written = fixture.write_casme(tmp_path / "b", samples=samples, au_header=None)
-    builder = _build("cropped", written["root"], tmp_path / "tfds")
+    builder = _build(written["root"], tmp_path / "tfds")
     assert builder.info.metadata["has_aus"] is False
-    assert all(not e["aus"].any() for _, e in _examples(builder).values())
+    assert all(not e["aus"].any() for _, e in builder_testing.examples(builder).values())
     assert casme.au_column(("Subject", "AU", "Emotion")) == "AU"
     assert casme.au_column(("Subject", "column_7", "Emotion")) is None
 
@@ -147,25 +134,21 @@ def small(tmp_path):
 
 
 def _edit(path, row, column, value):
-    import openpyxl
-
-    book = openpyxl.load_workbook(path)
-    book.active.cell(row=row + 2, column=column + 1, value=value)
-    book.save(path)
+    builder_testing.set_cell(path, row + 2, column + 1, value)   # row 0 = sheet row 2
 
 
 def test_missing_manual_dir_prints_the_instructions(tmp_path):
     with pytest.raises(AssertionError, match="casme.psych.ac.cn/casme/e1"):
-        _build("cropped", tmp_path / "nowhere", tmp_path / "tfds")
+        _build(tmp_path / "nowhere", tmp_path / "tfds")
 
 
 def test_missing_annotation_and_variant_folder(small):
     written, tmp = small
     with pytest.raises(ArchiveError, match=r"casme: no frame folder for variant 'raw_selected'"):
-        _build("raw_selected", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds", "raw_selected")
     written["annotation"].unlink()
     with pytest.raises(ArchiveError, match=r"casme: no CASME annotation file .*casme.xlsx"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_missing_clip_folder(small):
@@ -173,7 +156,7 @@ def test_missing_clip_folder(small):
     shutil.rmtree(written["root"] / "Cropped" / "sub01" / "EP02_1")
     with pytest.raises(ArchiveError, match=r"casme: casme.xlsx, sheet 'Sheet1' row 3 \(clip EP02_1\): "
                                            r"clip folder .*sub01/EP02_1 does not exist"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_missing_frames(small):
@@ -181,7 +164,7 @@ def test_missing_frames(small):
     row = written["rows"][2]
     (written["root"] / "Cropped" / "sub03" / "EP07_2" / f"reg_EP07_2-{row['onset'] + 1}.jpg").unlink()
     with pytest.raises(ArchiveError, match=rf"row 4 \(clip EP07_2\): frames {row['onset'] + 1} of onset..offset"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xd8 not a jpeg"], ids=["empty", "garbage"])
@@ -191,14 +174,14 @@ def test_unreadable_image(small, content):
     bad = written["root"] / "Cropped" / "sub01" / "EP01_5" / f"reg_EP01_5-{row['offset']}.jpg"
     bad.write_bytes(content)
     with pytest.raises(ArchiveError, match=rf"casme: cannot read image {bad}"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_unknown_emotion(small):
     written, tmp = small
     _edit(written["annotation"], 2, 8, "anger")
     with pytest.raises(ArchiveError, match=r"casme: casme.xlsx, sheet 'Sheet1' row 4: unknown emotion 'anger'"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_onset_after_offset(small):
@@ -206,15 +189,15 @@ def test_onset_after_offset(small):
     row = written["rows"][1]
     _edit(written["annotation"], 1, 4, row["offset"] + 3)   # ApexF1 after the offset
     with pytest.raises(ArchiveError, match=r"row 3 \(clip EP02_1\): onset .* are not in order"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_skip_bad_samples_lists_exclusions(small):
     written, tmp = small
     shutil.rmtree(written["root"] / "Cropped" / "sub03" / "EP07_2")
     _edit(written["annotation"], 0, 3, "x")
-    builder = _build(CorpusConfig(name="cropped_skip", variant="cropped", skip_bad_samples=True),
-                     written["root"], tmp / "tfds")
+    config = CorpusConfig(name="cropped_skip", variant="cropped", skip_bad_samples=True)
+    builder = _build(written["root"], tmp / "tfds", config)
     reasons = {e["clip"]: e["reason"] for e in builder.info.metadata["excluded"]}
     assert set(reasons) == {"casme/sub01/EP01_5", "casme/sub03/EP07_2"}
     assert "OnsetF is 'x'" in reasons["casme/sub01/EP01_5"] and "does not exist" in reasons["casme/sub03/EP07_2"]
@@ -228,8 +211,8 @@ def test_raw_selected_aligns_or_reports_no_face(tmp_path):
 
     written = fixture.write_casme(tmp_path / "m", samples=_SMALL, variant="raw_selected", quirks=False)
     config = CorpusConfig(name="raw_selected_64", variant="raw_selected", align=True, image_size=64)
-    builder = _build(config, written["root"], tmp_path / "tfds")
-    examples = _examples(builder)
+    builder = _build(written["root"], tmp_path / "tfds", config)
+    examples = builder_testing.examples(builder)
     assert len(examples) == 3 and sum(builder.info.metadata["alignment"].values()) == 3
     frame = cv2.imdecode(np.frombuffer(examples["casme/sub01/EP01_5"][1]["frames"][0], np.uint8), cv2.IMREAD_COLOR)
     assert frame.shape == (64, 64, 3)
@@ -239,33 +222,23 @@ def test_raw_selected_aligns_or_reports_no_face(tmp_path):
         cv2.imwrite(str(path), np.full((168, 224, 3), 90, np.uint8))
     config = CorpusConfig(name="raw_selected_64b", variant="raw_selected", align=True, image_size=64)
     with pytest.raises(ArchiveError, match=r"casme: .*row 3 \(clip EP02_1\): no face found"):
-        _build(config, written["root"], tmp_path / "tfds2")
+        _build(written["root"], tmp_path / "tfds2", config)
     config = CorpusConfig(name="raw_selected_64c", variant="raw_selected", align=True, image_size=64,
                           skip_bad_samples=True)
-    builder = _build(config, written["root"], tmp_path / "tfds3")
+    builder = _build(written["root"], tmp_path / "tfds3", config)
     assert [e["clip"] for e in builder.info.metadata["excluded"]] == ["casme/sub01/EP02_1"]
 
 
 # ----------------------------------------------------------------------- TFDS DatasetBuilderTestCase
 
 if importlib.util.find_spec("tensorflow") is not None:
-    import tempfile
-
-    class CasmeDatasetBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    class CasmeDatasetBuilderTest(builder_testing.FixtureExampleDir, tfds.testing.DatasetBuilderTestCase):
         """TFDS's own builder checks (registration, info, build, as_dataset, reload) on a fixture."""
         DATASET_CLASS = casme.Builder
         BUILDER_CONFIG_NAMES_TO_TEST = ["cropped"]
         SPLITS = {"subject_casme_sub01": 2, "subject_casme_sub03": 1}
         SKIP_CHECKSUMS = True
 
-        @classmethod
-        def setUpClass(cls):
-            cls._fixture_dir = tempfile.mkdtemp(prefix="casme_dummy_")
-            fixture.write_casme(cls._fixture_dir, samples=_SMALL, quirks=False)
-            cls.EXAMPLE_DIR = cls._fixture_dir
-            super().setUpClass()
-
-        @classmethod
-        def tearDownClass(cls):
-            super().tearDownClass()
-            shutil.rmtree(cls._fixture_dir, ignore_errors=True)
+        @staticmethod
+        def write_fixture(folder):
+            fixture.write_casme(folder, samples=_SMALL, quirks=False)

@@ -11,38 +11,25 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import builder_testing
 import tfds_builders  # noqa: F401  (registers the builders)
 from mer_jax.data import archive, taxonomy
 from mer_jax.data.archive import ArchiveError
-from mer_jax.data.corpus import _keep_encoded, load_corpus
+from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives import casme2 as fixture
 from tfds_builders.casme2 import casme2_dataset_builder as casme2
 
 
-def _build(name_or_config, manual_dir, data_dir):
-    kwargs = {"config": name_or_config} if not isinstance(name_or_config, str) else {}
-    name = "casme2" if kwargs else f"casme2/{name_or_config}"
-    builder = tfds.builder(name, data_dir=str(data_dir), file_format="array_record", **kwargs)
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
-def _examples(builder):
-    out = {}
-    for split, source in builder.as_data_source(decoders={"frames": _keep_encoded()}).items():
-        for i in range(len(source)):
-            example = source[i]
-            out[example["clip"].decode()] = (split, example)
-    return out
+def _build(manual_dir, data_dir, config="cropped", **overrides):
+    return builder_testing.build(casme2.Builder, manual_dir, data_dir, config, **overrides)
 
 
 @pytest.fixture(scope="module")
 def cropped(tmp_path_factory):
     root = tmp_path_factory.mktemp("casme2")
     written = fixture.write_casme2(root / "manual")
-    builder = _build("cropped", root / "manual", root / "tfds")
-    return written, builder, _examples(builder)
+    builder = _build(root / "manual", root / "tfds")
+    return written, builder, builder_testing.examples(builder)
 
 
 # ---------------------------------------------------------------------------------- the good build
@@ -97,9 +84,7 @@ def test_quirks_fixed_and_recorded(cropped):
     written, builder, examples = cropped
     metadata = builder.info.metadata
     assert metadata["excluded"] == [] and metadata["label_schemes"] == ["casme2_7", "casme2_5", "megc3"]
-    fixes = collections.defaultdict(list)
-    for item in metadata["fixes"]:
-        fixes[item["clip"]].append(item["fix"])
+    fixes = builder_testing.fixes_by_clip(builder)
     # ApexFrame "/" -> midpoint, recorded.
     assert len(written["apex_slash_rows"]) == 7
     for row in written["rows"]:
@@ -183,16 +168,12 @@ def small(tmp_path):
 
 
 def _edit_coding_file(path, row, column, value):
-    import openpyxl
-
-    book = openpyxl.load_workbook(path)
-    book.active.cell(row=row + 2, column=column + 1, value=value)   # row 0 = sheet row 2
-    book.save(path)
+    builder_testing.set_cell(path, row + 2, column + 1, value)   # row 0 = sheet row 2
 
 
 def test_missing_manual_dir_prints_the_instructions(tmp_path):
     with pytest.raises(AssertionError, match="fu.psych.ac.cn/CASME/casme2-en.php") as info:
-        _build("cropped", tmp_path / "nowhere", tmp_path / "tfds")
+        _build(tmp_path / "nowhere", tmp_path / "tfds")
     assert "CASME2-coding-20140508.xlsx" in str(info.value)
 
 
@@ -200,13 +181,13 @@ def test_missing_coding_file(small):
     written, tmp = small
     written["annotation"].unlink()
     with pytest.raises(ArchiveError, match=r"casme2: no CASME II coding file .*CASME2-coding-20140508.xlsx"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_missing_variant_folder(small):
     written, tmp = small
     with pytest.raises(ArchiveError, match=r"casme2: no frame folder for variant 'raw'.*CASME2-RAW"):
-        _build("raw", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds", "raw")
 
 
 def test_missing_clip_folder_names_row_and_folder(small):
@@ -214,7 +195,7 @@ def test_missing_clip_folder_names_row_and_folder(small):
     shutil.rmtree(written["root"] / "Cropped" / "sub01" / "EP19_05f")
     with pytest.raises(ArchiveError, match=r"casme2.*CASME2-coding-20140508.xlsx, sheet 'Sheet1' row 3 "
                                            r"\(clip EP19_05f\): clip folder .*sub01/EP19_05f does not exist"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_missing_frames_name_the_frames(small):
@@ -223,7 +204,7 @@ def test_missing_frames_name_the_frames(small):
     middle = (row["onset"] + row["offset"]) // 2
     (written["root"] / "Cropped" / "sub02" / "EP01_11f" / f"reg_img{middle}.jpg").unlink()
     with pytest.raises(ArchiveError, match=rf"row 4 \(clip EP01_11f\): frames {middle} of onset..offset"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_unreadable_image_is_named(small):
@@ -232,7 +213,7 @@ def test_unreadable_image_is_named(small):
     bad = written["root"] / "Cropped" / "sub01" / "EP02_01f" / f"reg_img{row['onset']}.jpg"
     bad.write_bytes(b"")
     with pytest.raises(ArchiveError, match=rf"casme2.*cannot read image .*reg_img{row['onset']}.jpg"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_unknown_emotion_names_file_row_and_value(small):
@@ -240,7 +221,7 @@ def test_unknown_emotion_names_file_row_and_value(small):
     _edit_coding_file(written["annotation"], 1, 8, "joy")
     with pytest.raises(ArchiveError, match=r"casme2: CASME2-coding-20140508.xlsx, sheet 'Sheet1' row 3: "
                                            r"unknown emotion 'joy'; expected one of"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_onset_after_offset(small):
@@ -248,14 +229,14 @@ def test_onset_after_offset(small):
     row = written["rows"][2]
     _edit_coding_file(written["annotation"], 2, 3, row["offset"] + 5)
     with pytest.raises(ArchiveError, match=r"row 4 \(clip EP01_11f\): onset .* are not in order"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_non_numeric_frame_cell(small):
     written, tmp = small
     _edit_coding_file(written["annotation"], 0, 5, "end")
     with pytest.raises(ArchiveError, match=r"row 2: OffsetFrame is 'end', expected an integer frame number"):
-        _build("cropped", written["root"], tmp / "tfds")
+        _build(written["root"], tmp / "tfds")
 
 
 def test_skip_bad_samples_lists_exclusions(small):
@@ -263,7 +244,7 @@ def test_skip_bad_samples_lists_exclusions(small):
     shutil.rmtree(written["root"] / "Cropped" / "sub01" / "EP19_05f")
     _edit_coding_file(written["annotation"], 2, 8, "joy")
     config = casme2.Casme2Config(name="cropped_skip", variant="cropped", skip_bad_samples=True)
-    builder = _build(config, written["root"], tmp / "tfds")
+    builder = _build(written["root"], tmp / "tfds", config)
     excluded = {item["clip"]: item for item in builder.info.metadata["excluded"]}
     assert set(excluded) == {"casme2/sub01/EP19_05f", "casme2/sub02/EP01_11f"}
     assert "does not exist" in excluded["casme2/sub01/EP19_05f"]["reason"]
@@ -281,8 +262,8 @@ def test_raw_variants_align_faces_and_take_onset_to_offset(tmp_path):
     assert len(list((tmp_path / "m" / "CASME2-RAW" / "sub01" / "EP02_01f").iterdir())) == 6 + 2   # img1..img8
     for variant in ("raw_selected", "raw"):
         config = casme2.Casme2Config(name=f"{variant}_64", variant=variant, align=True, image_size=64)
-        builder = _build(config, written["root"], tmp_path / "tfds")
-        examples = _examples(builder)
+        builder = _build(written["root"], tmp_path / "tfds", config)
+        examples = builder_testing.examples(builder)
         _, example = examples["casme2/sub01/EP02_01f"]
         assert (len(example["frames"]), example["onset"], example["apex"], example["offset"]) == (4, 0, 1, 3)
         assert sum(builder.info.metadata["alignment"].values()) == 2
@@ -301,10 +282,10 @@ def test_raw_without_a_face_is_an_error_or_an_exclusion(tmp_path):
         cv2.imwrite(str(path), np.full((168, 224, 3), 120, np.uint8))
     config = casme2.Casme2Config(name="raw_selected_64", variant="raw_selected", align=True, image_size=64)
     with pytest.raises(ArchiveError, match=r"casme2.*row 3 \(clip EP19_05f\): no face found on the onset frame"):
-        _build(config, written["root"], tmp_path / "tfds")
+        _build(written["root"], tmp_path / "tfds", config)
     config = casme2.Casme2Config(name="raw_selected_64_skip", variant="raw_selected", align=True, image_size=64,
                                  skip_bad_samples=True)
-    builder = _build(config, written["root"], tmp_path / "tfds2")
+    builder = _build(written["root"], tmp_path / "tfds2", config)
     assert [e["clip"] for e in builder.info.metadata["excluded"]] == ["casme2/sub01/EP19_05f"]
     assert sum(s.num_examples for s in builder.info.splits.values()) == 2
 
@@ -312,23 +293,13 @@ def test_raw_without_a_face_is_an_error_or_an_exclusion(tmp_path):
 # ----------------------------------------------------------------------- TFDS DatasetBuilderTestCase
 
 if importlib.util.find_spec("tensorflow") is not None:
-    import tempfile
-
-    class Casme2DatasetBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    class Casme2DatasetBuilderTest(builder_testing.FixtureExampleDir, tfds.testing.DatasetBuilderTestCase):
         """TFDS's own builder checks (registration, info, build, as_dataset, reload) on a fixture."""
         DATASET_CLASS = casme2.Builder
         BUILDER_CONFIG_NAMES_TO_TEST = ["cropped"]
         SPLITS = {"subject_casme2_sub01": 2, "subject_casme2_sub02": 1}
         SKIP_CHECKSUMS = True
 
-        @classmethod
-        def setUpClass(cls):
-            cls._fixture_dir = tempfile.mkdtemp(prefix="casme2_dummy_")
-            fixture.write_casme2(cls._fixture_dir, samples=_SMALL, quirks=False)
-            cls.EXAMPLE_DIR = cls._fixture_dir
-            super().setUpClass()
-
-        @classmethod
-        def tearDownClass(cls):
-            super().tearDownClass()
-            shutil.rmtree(cls._fixture_dir, ignore_errors=True)
+        @staticmethod
+        def write_fixture(folder):
+            fixture.write_casme2(folder, samples=_SMALL, quirks=False)

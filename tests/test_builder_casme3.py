@@ -6,13 +6,11 @@ import collections
 
 import cv2
 import numpy as np
-import openpyxl
 import pytest
-import tensorflow_datasets as tfds
 
+import builder_testing
 from mer_jax.data import taxonomy
 from mer_jax.data.archive import ArchiveError, au_vector
-from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives import casme3 as fixture
 from mer_jax.data.synthetic.archives.casme3 import write_casme3
 from tfds_builders import casme3
@@ -22,15 +20,7 @@ TAXONOMY = {"disgust": "disgust", "surprise": "surprise", "happy": "happiness", 
 
 
 def _build(manual, data_dir, config="unaligned", **overrides):
-    if overrides:
-        base = next(c for c in casme3.Builder.BUILDER_CONFIGS if c.name == config)
-        fields = {k: getattr(base, k) for k in ("variant", "align", "image_size", "detector",
-                                                 "skip_bad_samples", "with_depth")}
-        config = casme3.Casme3Config(name=f"{config}_test", **{**fields, **overrides})
-    builder = casme3.Builder(config=config, data_dir=str(data_dir))
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-    return builder
+    return builder_testing.build(casme3.Builder, manual, data_dir, config, **overrides)
 
 
 def _clip_ids(written):
@@ -47,8 +37,7 @@ def _clip_ids(written):
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("casme3")
     written = write_casme3(root / "manual")
-    corpus = load_corpus("casme3/unaligned", data_dir=str(root / "data"), manual_dir=str(root / "manual"))
-    builder = tfds.builder("casme3/unaligned", data_dir=str(root / "data"))
+    corpus, builder = builder_testing.load_built("casme3/unaligned", root)
     samples = dict(zip(_clip_ids(written), written["samples"]))
     return root, written, corpus, builder, samples
 
@@ -89,9 +78,7 @@ def test_frames_cut_from_the_video(built):
 
 def test_quirks_fixed_and_recorded(built):
     _, _, corpus, builder, samples = built
-    fixes = collections.defaultdict(list)
-    for fix in builder.info.metadata["fixes"]:
-        fixes[fix["clip"]].append(fix["fix"])
+    fixes = builder_testing.fixes_by_clip(builder)
     assert any("'J' lower-cased to 'j'" in f for f in fixes["casme3/spNO.2/j"])
     assert any("stored as a2" in f for f in fixes["casme3/spNO.1/a2"])
     assert any("onset 0 but 0.jpg does not exist" in f for f in fixes["casme3/spNO.2/c"])
@@ -184,12 +171,6 @@ SMALL = [{"subject": "spNO.1", "filename": "a", "emotion": "disgust"},
          {"subject": "spNO.1", "filename": "c", "emotion": "surprise"}]
 
 
-def _edit(path, row, column, value):
-    book = openpyxl.load_workbook(path)
-    book.active.cell(row=row, column=column, value=value)
-    book.save(path)
-
-
 def test_missing_manual_dir_prints_instructions(tmp_path):
     with pytest.raises(AssertionError, match=r"part_A/data/part_A_split/part_A/spNO.1/a/color/355.jpg"):
         _build(tmp_path / "absent", tmp_path / "data")
@@ -212,7 +193,7 @@ def test_copy_without_frames_or_labels(tmp_path):
 ])
 def test_bad_cells_name_the_row(tmp_path, column, value, message):
     written = write_casme3(tmp_path, samples=SMALL, depth=False)
-    _edit(written["annotation"], 2, column, value)
+    builder_testing.set_cell(written["annotation"], 2, column, value)
     with pytest.raises(ArchiveError, match=r"casme3: cas\(me\)3_part_A_ME_label_JpgIndex_v2.xlsx, sheet "
                                            r"'Sheet1' " + message):
         casme3.read_records(tmp_path)
@@ -220,8 +201,8 @@ def test_bad_cells_name_the_row(tmp_path, column, value, message):
 
 def test_onset_after_offset(tmp_path):
     written = write_casme3(tmp_path / "manual", samples=SMALL, depth=False)
-    _edit(written["annotation"], 3, 3, written["samples"][1]["offset"])
-    _edit(written["annotation"], 3, 5, written["samples"][1]["onset"])
+    builder_testing.set_cell(written["annotation"], 3, 3, written["samples"][1]["offset"])
+    builder_testing.set_cell(written["annotation"], 3, 5, written["samples"][1]["onset"])
     with pytest.raises(ArchiveError, match=r"casme3: .*row 3 \(clip b\): onset \d+, apex \d+, offset \d+ are "
                                            r"not in order"):
         _build(tmp_path / "manual", tmp_path / "data")
@@ -232,17 +213,17 @@ def test_bad_samples_excluded_when_asked(tmp_path):
         {"subject": "spNO.2", "filename": "a", "emotion": "fear"},
         {"subject": "spNO.1", "filename": "d", "emotion": "anger"},     # every subject keeps a good clip
         {"subject": "spNO.2", "filename": "b", "emotion": "Others"}])
-    _edit(written["annotation"], 2, 8, "contempt")                         # unknown emotion (reader)
+    builder_testing.set_cell(written["annotation"], 2, 8, "contempt")                         # unknown emotion (reader)
     b = written["samples"][1]
     for n in range(b["onset"] + 1, b["onset"] + 5):                        # 4 frames gone: not a camera drop
         (b["folder"] / f"{n}.jpg").unlink()
     with pytest.raises(ArchiveError, match=r"row 2 \(emotion\): unknown emotion"):
         _build(tmp_path / "manual", tmp_path / "data")
-    _edit(written["annotation"], 2, 8, "disgust")
+    builder_testing.set_cell(written["annotation"], 2, 8, "disgust")
     with pytest.raises(ArchiveError, match=rf"row 3 \(clip b\): frames {b['onset'] + 1}-{b['onset'] + 4} of "
                                            rf"onset..offset .* are missing"):
         _build(tmp_path / "manual", tmp_path / "data2")
-    _edit(written["annotation"], 2, 8, "contempt")
+    builder_testing.set_cell(written["annotation"], 2, 8, "contempt")
     c = written["samples"][2]
     (c["folder"] / f"{c['apex']}.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # unreadable image
     d = written["samples"][3]

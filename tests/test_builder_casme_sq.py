@@ -6,40 +6,28 @@ import collections
 import numpy as np
 import openpyxl
 import pytest
-import tensorflow_datasets as tfds
 
+import builder_testing
 from mer_jax.data import taxonomy
 from mer_jax.data.archive import ArchiveError, au_vector
-from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives.casme_sq import write_casme_sq
 from tfds_builders import casme_sq
-from tfds_builders.corpus_builder import CorpusConfig
 
 
 def _build(manual, data_dir, config="unaligned", **overrides):
-    if overrides:
-        base = next(c for c in casme_sq.Builder.BUILDER_CONFIGS if c.name == config)
-        fields = {k: getattr(base, k) for k in ("variant", "align", "image_size", "detector", "skip_bad_samples")}
-        config = CorpusConfig(name=f"{config}_test", **{**fields, **overrides})
-    builder = casme_sq.Builder(config=config, data_dir=str(data_dir))
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-    return builder
+    return builder_testing.build(casme_sq.Builder, manual, data_dir, config, **overrides)
 
 
 def _edit(path, row, column, value):
     """Set one cell (1-based row, 1-based column) of the CASFEcode_final sheet."""
-    book = openpyxl.load_workbook(path)
-    book["CASFEcode_final"].cell(row=row, column=column, value=value)
-    book.save(path)
+    builder_testing.set_cell(path, row, column, value, sheet="CASFEcode_final")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("casme_sq")
     written = write_casme_sq(root / "manual")
-    corpus = load_corpus("casme_sq/unaligned", data_dir=str(root / "data"), manual_dir=str(root / "manual"))
-    builder = tfds.builder("casme_sq/unaligned", data_dir=str(root / "data"))
+    corpus, builder = builder_testing.load_built("casme_sq/unaligned", root)
     micro = {f"casme_sq/{s['subject']}/{s['clip']}": s for s in written["samples"]
              if s["type"] == "micro-expression"}
     return root, written, corpus, builder, micro
@@ -90,9 +78,7 @@ def test_labels_and_aus(built):
 
 def test_quirks_fixed_and_recorded(built):
     _, _, corpus, builder, micro = built
-    fixes = collections.defaultdict(list)
-    for fix in builder.info.metadata["fixes"]:
-        fixes[fix["clip"]].append(fix["fix"])
+    fixes = builder_testing.fixes_by_clip(builder)
     quirky = {clip: s["quirk"] for clip, s in micro.items() if s.get("quirk")}
     assert quirky == {"casme_sq/s16/happy2_1": "apex_zero", "casme_sq/s16/anger1_1": "offset_zero",
                       "casme_sq/s23/happy1_1": "misplaced:s19"}

@@ -4,19 +4,25 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
+import builder_testing
 import tfds_builders  # noqa: F401  (registers the builders)
 from mer_jax.data.archive import ArchiveError
 from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives.megc2019_cde import write_megc2019_cde
+from tfds_builders import megc2019_cde
 
 
 def _build(manual_dir, data_dir, config="cropped"):
-    builder = tfds.builder(f"megc2019_cde/{config}", data_dir=str(data_dir), file_format="array_record")
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
+    return builder_testing.build(megc2019_cde.Builder, manual_dir, data_dir, config)
+
+
+def _copy_with_ground_truth(root, tmp_path, ground_truth: str):
+    """A copy of the fixture archive in tmp_path/manual, with `ground_truth` as its combined_3class_gt.csv."""
+    manual = tmp_path / "manual"
+    shutil.copytree(root / "manual", manual)
+    (manual / "combined_3class_gt.csv").write_text(ground_truth)
+    return manual
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +92,14 @@ def test_a_member_missing_from_the_archive_is_listed(archive, tmp_path):
 
 def test_ground_truth_row_without_annotation_names_the_row(archive, tmp_path):
     info, root = archive
-    manual = tmp_path / "manual"
-    shutil.copytree(root / "manual", manual)
-    (manual / "combined_3class_gt.csv").write_text("casme2,sub01,EP02_01f,1\r\ncasme2,sub01,EP77_07,0\r\n")
+    manual = _copy_with_ground_truth(root, tmp_path, "casme2,sub01,EP02_01f,1\r\ncasme2,sub01,EP77_07,0\r\n")
     with pytest.raises(ArchiveError, match=r"combined_3class_gt.csv row 2 .*EP77_07"):
         _build(manual, tmp_path / "tfds")
 
 
 def test_class_disagreement_uses_the_ground_truth_and_is_recorded(archive, tmp_path):
     info, root = archive
-    manual = tmp_path / "manual"
-    shutil.copytree(root / "manual", manual)
-    (manual / "combined_3class_gt.csv").write_text("casme2,sub01,EP02_01f,2\r\nsamm,6,006_1_2,0\r\n")
+    manual = _copy_with_ground_truth(root, tmp_path, "casme2,sub01,EP02_01f,2\r\nsamm,6,006_1_2,0\r\n")
     builder = _build(manual, tmp_path / "tfds")
     corpus = load_corpus("megc2019_cde/cropped", data_dir=str(tmp_path / "tfds"))
     assert dict(zip(corpus.clip, corpus.label_3class)) == {"casme2/sub01/EP02_01f": 2, "samm/006/006_1_2": 0}
@@ -107,9 +109,7 @@ def test_class_disagreement_uses_the_ground_truth_and_is_recorded(archive, tmp_p
 
 def test_bad_ground_truth_and_missing_part(archive, tmp_path):
     info, root = archive
-    manual = tmp_path / "manual"
-    shutil.copytree(root / "manual", manual)
-    (manual / "combined_3class_gt.csv").write_text("casme2,sub01,EP02_01f,5\r\n")
+    manual = _copy_with_ground_truth(root, tmp_path, "casme2,sub01,EP02_01f,5\r\n")
     with pytest.raises(ArchiveError, match=r"row 1: class '5'"):
         _build(manual, tmp_path / "a")
     (manual / "combined_3class_gt.csv").write_text("casme2,sub01,EP02_01f,1\r\ncasme2,sub1,EP02_01f,1\r\n")

@@ -5,47 +5,29 @@ bad-input case, and a TFDS DatasetBuilderTestCase when TensorFlow is installed."
 import collections
 import importlib.util
 import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import builder_testing
 from mer_jax.data import taxonomy
 from mer_jax.data.archive import ArchiveError, frame_number
-from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives.mmew import MEB_FIXES, write_mmew
 from tfds_builders import mmew
-from tfds_builders.corpus_builder import CorpusConfig
 
 
 def _build(manual, data_dir, config="default", **overrides):
     """Build `mmew/<config>` (with config fields overridden) into data_dir; returns the builder."""
-    if overrides:
-        base = next(c for c in mmew.Builder.BUILDER_CONFIGS if c.name == config)
-        fields = {k: getattr(base, k) for k in ("variant", "align", "image_size", "detector", "skip_bad_samples")}
-        config = CorpusConfig(name=f"{config}_test", **{**fields, **overrides})
-    builder = mmew.Builder(config=config, data_dir=str(data_dir))
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-    return builder
+    return builder_testing.build(mmew.Builder, manual, data_dir, config, **overrides)
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     root = tmp_path_factory.mktemp("mmew")
     written = write_mmew(root / "manual")
-    corpus = load_corpus("mmew/default", data_dir=str(root / "data"), manual_dir=str(root / "manual"))
-    builder = tfds.builder("mmew/default", data_dir=str(root / "data"))
+    corpus, builder = builder_testing.load_built("mmew/default", root)
     return written, corpus, builder
-
-
-def _fixes_by_clip(builder) -> dict[str, list[str]]:
-    fixes = collections.defaultdict(list)
-    for fix in builder.info.metadata["fixes"]:
-        fixes[fix["clip"]].append(fix["fix"])
-    return fixes
 
 
 def test_one_split_per_subject_and_every_row(full):
@@ -94,7 +76,7 @@ def test_key_frames_and_numeric_frame_order(full):
 
 def test_quirks_fixed_where_the_row_shows_them(full):
     written, corpus, builder = full
-    fixes = _fixes_by_clip(builder)
+    fixes = builder_testing.fixes_by_clip(builder)
     rows = written["samples"]
     assert {rows[r]["clip_id"] for r in MEB_FIXES} == {s["clip_id"] for s in rows if s["fixed"]}
     for r, (apex, offset) in MEB_FIXES.items():
@@ -136,7 +118,7 @@ def test_subject_first_layout_and_v2_annotation(tmp_path, others_folder):
     assert records[2].apex is None   # blank apex: the builder's midpoint rule
     builder = _build(tmp_path / "manual", tmp_path / "data")
     assert sorted(builder.info.splits) == ["subject_mmew_S03", "subject_mmew_S12"]
-    fixes = _fixes_by_clip(builder)
+    fixes = builder_testing.fixes_by_clip(builder)
     assert any("no apex annotated" in f for f in fixes["mmew/S12/S12-05-001"])
 
 
@@ -155,17 +137,6 @@ SMALL = [{"subject": 1, "clip": "S01-01-001", "emotion": "happiness"},
          {"subject": 2, "clip": "S02-04-001", "emotion": "others"}]
 
 
-def _edit_cell(path: Path, clip: str, column: str, value) -> None:
-    import openpyxl
-
-    book = openpyxl.load_workbook(path)
-    sheet = book.active
-    col = next(c.column for c in sheet[1] if c.value == column)
-    row = next(r for r in sheet.iter_rows() if r[1].value == clip)
-    sheet.cell(row=row[0].row, column=col, value=value)
-    book.save(path)
-
-
 def test_missing_manual_dir_prints_instructions(tmp_path):
     with pytest.raises(AssertionError, match=r"MMEW/Micro_Expression/happiness/S01-01-001/1\.jpg"):
         _build(tmp_path / "absent", tmp_path / "data")
@@ -180,7 +151,7 @@ def test_no_annotation_file(tmp_path):
 
 def test_unknown_emotion(tmp_path):
     written = write_mmew(tmp_path / "manual", samples=SMALL)
-    _edit_cell(written["annotation"], "S01-03-001", "Estimated Emotion", "contempt")
+    builder_testing.edit_cell(written["annotation"], "S01-03-001", "Estimated Emotion", "contempt")
     with pytest.raises(ArchiveError, match=r"mmew: MMEW_Micro_Exp\.xlsx, sheet 'Sheet1' row 3: unknown emotion "
                                            r"'contempt'; expected one of \['anger'"):
         mmew.read_records(tmp_path / "manual", "")
@@ -192,18 +163,18 @@ def test_unknown_emotion(tmp_path):
 
 def test_bad_cells_are_named(tmp_path):
     written = write_mmew(tmp_path, samples=SMALL)
-    _edit_cell(written["annotation"], "S02-02-001", "OffsetFrame", "end")
+    builder_testing.edit_cell(written["annotation"], "S02-02-001", "OffsetFrame", "end")
     with pytest.raises(ArchiveError, match=r"mmew: .* row 4: OffsetFrame is 'end', expected an integer"):
         mmew.read_records(tmp_path, "")
-    _edit_cell(written["annotation"], "S02-02-001", "OffsetFrame", 4)
-    _edit_cell(written["annotation"], "S02-02-001", "Filename", "S01-01-001")
+    builder_testing.edit_cell(written["annotation"], "S02-02-001", "OffsetFrame", 4)
+    builder_testing.edit_cell(written["annotation"], "S02-02-001", "Filename", "S01-01-001")
     with pytest.raises(ArchiveError, match=r"row 4: clip S01-01-001 is also annotated on .*row 2"):
         mmew.read_records(tmp_path, "")
 
 
 def test_onset_after_offset(tmp_path):
     written = write_mmew(tmp_path / "manual", samples=SMALL)
-    _edit_cell(written["annotation"], "S02-02-001", "OnsetFrame", 5)
+    builder_testing.edit_cell(written["annotation"], "S02-02-001", "OnsetFrame", 5)
     with pytest.raises(ArchiveError, match=r"mmew: .*row 4 \(clip S02-02-001\): onset 5, apex 3, offset 4 are "
                                            r"not in order"):
         _build(tmp_path / "manual", tmp_path / "data")
@@ -246,21 +217,13 @@ def test_unknown_variant(tmp_path):
 # ----------------------------------------------------------------------- TFDS DatasetBuilderTestCase
 
 if importlib.util.find_spec("tensorflow") is not None:
-    class MmewDatasetBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    class MmewDatasetBuilderTest(builder_testing.FixtureExampleDir, tfds.testing.DatasetBuilderTestCase):
         """TFDS's own builder checks (registration, info, build, as_dataset, reload) on a small fixture."""
         DATASET_CLASS = mmew.Builder
         BUILDER_CONFIG_NAMES_TO_TEST = ["default"]
         SPLITS = {"subject_mmew_S01": 2, "subject_mmew_S02": 2}
         SKIP_CHECKSUMS = True
 
-        @classmethod
-        def setUpClass(cls):
-            cls._fixture_dir = tempfile.mkdtemp(prefix="mmew_dummy_")
-            write_mmew(cls._fixture_dir, samples=SMALL, quirks=False)
-            cls.EXAMPLE_DIR = cls._fixture_dir
-            super().setUpClass()
-
-        @classmethod
-        def tearDownClass(cls):
-            super().tearDownClass()
-            shutil.rmtree(cls._fixture_dir, ignore_errors=True)
+        @staticmethod
+        def write_fixture(folder):
+            write_mmew(folder, samples=SMALL, quirks=False)

@@ -5,7 +5,6 @@ uncropped frames, every bad-input case, and a TFDS DatasetBuilderTestCase when T
 import collections
 import importlib.util
 import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -13,12 +12,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import builder_testing
 from mer_jax.data import taxonomy
 from mer_jax.data.archive import ArchiveError, frame_number
-from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives.samm import write_samm
 from tfds_builders import samm
-from tfds_builders.corpus_builder import CorpusConfig
 
 GT_FILES = (Path(__file__).parents[1] / "tfds_builders/megc2019_cde/combined_3class_gt.csv",
             Path("/work/shared/labels/megc2019_combined_3class_gt.csv"))
@@ -26,30 +24,15 @@ GT_FILES = (Path(__file__).parents[1] / "tfds_builders/megc2019_cde/combined_3cl
 
 def _build(manual, data_dir, config="unaligned", **overrides):
     """Build `samm/<config>` (with config fields overridden) into data_dir; returns the builder."""
-    if overrides:
-        base = next(c for c in samm.Builder.BUILDER_CONFIGS if c.name == config)
-        fields = {k: getattr(base, k) for k in ("variant", "align", "image_size", "detector", "skip_bad_samples")}
-        config = CorpusConfig(name=f"{config}_test", **{**fields, **overrides})
-    builder = samm.Builder(config=config, data_dir=str(data_dir))
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-    return builder
+    return builder_testing.build(samm.Builder, manual, data_dir, config, **overrides)
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     root = tmp_path_factory.mktemp("samm")
     written = write_samm(root / "manual")
-    corpus = load_corpus("samm/unaligned", data_dir=str(root / "data"), manual_dir=str(root / "manual"))
-    builder = tfds.builder("samm/unaligned", data_dir=str(root / "data"))
+    corpus, builder = builder_testing.load_built("samm/unaligned", root)
     return written, corpus, builder
-
-
-def _fixes_by_clip(builder) -> dict[str, list[str]]:
-    fixes = collections.defaultdict(list)
-    for fix in builder.info.metadata["fixes"]:
-        fixes[fix["clip"]].append(fix["fix"])
-    return fixes
 
 
 def test_one_split_per_subject_and_every_row(full):
@@ -106,7 +89,7 @@ def test_key_frames_and_numeric_frame_order(full):
 
 def test_quirks_fixed_where_the_row_shows_them(full):
     written, corpus, builder = full
-    fixes = _fixes_by_clip(builder)
+    fixes = builder_testing.fixes_by_clip(builder)
     fixed = {s["clip_id"] for s in written["samples"] if s["fixed"]}
     assert set(fixes) == fixed and len(fixed) == 12
     rows = written["samples"]
@@ -150,7 +133,7 @@ def test_header_on_row_one_release(tmp_path):
     assert records[0].where.endswith("row 2")
     assert records[2].apex is None   # blank apex, no table entry: the builder's midpoint rule
     builder = _build(tmp_path / "manual", tmp_path / "data")
-    fixes = _fixes_by_clip(builder)
+    fixes = builder_testing.fixes_by_clip(builder)
     assert any("no apex annotated: apex = (onset + offset) // 2" in f for f in fixes["samm/030/030_5_3"])
     example = builder.as_data_source()["subject_samm_030"][0]
     assert (example["onset"], example["apex"], example["offset"]) == (0, 1, 3)
@@ -213,18 +196,6 @@ SMALL = [{"subject": 6, "clip": "006_1_2", "emotion": "Happiness"},
          {"subject": 11, "clip": "011_2_1", "emotion": "Contempt"}]
 
 
-def _edit_cell(path: Path, clip: str, column: str, value) -> None:
-    import openpyxl
-
-    book = openpyxl.load_workbook(path)
-    sheet = book.active
-    header_row = next(r for r in sheet.iter_rows() if r[0].value == "Subject")
-    col = next(c.column for c in header_row if c.value == column)
-    row = next(r for r in sheet.iter_rows() if r[1].value == clip)
-    sheet.cell(row=row[0].row, column=col, value=value)
-    book.save(path)
-
-
 def test_missing_manual_dir_prints_instructions(tmp_path):
     with pytest.raises(AssertionError, match=r"SAMM/006/006_1_2/006_05562\.jpg"):
         _build(tmp_path / "absent", tmp_path / "data")
@@ -239,7 +210,7 @@ def test_no_annotation_file(tmp_path):
 
 def test_unknown_emotion(tmp_path):
     written = write_samm(tmp_path / "manual", samples=SMALL)
-    _edit_cell(written["annotation"], "006_2_1", "Estimated Emotion", "Joy")
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Estimated Emotion", "Joy")
     with pytest.raises(ArchiveError, match=r"samm: SAMM_Micro_FACS_Codes_v2\.xlsx, sheet 'Sheet1' row 16: "
                                            r"unknown emotion 'Joy'; expected one of \['anger'"):
         samm.read_records(tmp_path / "manual", "")
@@ -251,11 +222,11 @@ def test_unknown_emotion(tmp_path):
 
 def test_bad_cells_are_named(tmp_path):
     written = write_samm(tmp_path, samples=SMALL)
-    _edit_cell(written["annotation"], "006_2_1", "Onset Frame", "abc")
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Onset Frame", "abc")
     with pytest.raises(ArchiveError, match=r"samm: .* row 16: Onset Frame is 'abc', expected an integer"):
         samm.read_records(tmp_path, "")
-    _edit_cell(written["annotation"], "006_2_1", "Onset Frame", written["samples"][1]["onset"])
-    _edit_cell(written["annotation"], "006_2_1", "Filename", "006_1_2")
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Onset Frame", written["samples"][1]["onset"])
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Filename", "006_1_2")
     with pytest.raises(ArchiveError, match=r"row 16: clip 006_1_2 of subject 006 is also annotated on .*row 15"):
         samm.read_records(tmp_path, "")
 
@@ -263,12 +234,12 @@ def test_bad_cells_are_named(tmp_path):
 def test_onset_after_offset_and_apex_outside(tmp_path):
     written = write_samm(tmp_path / "manual", samples=SMALL)
     s = written["samples"][1]
-    _edit_cell(written["annotation"], "006_2_1", "Onset Frame", s["offset"] + 1)
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Onset Frame", s["offset"] + 1)
     with pytest.raises(ArchiveError, match=rf"samm: .*row 16 \(clip 006_2_1\): onset {s['offset'] + 1}, apex "
                                            rf"{s['apex']}, offset {s['offset']} are not in order"):
         _build(tmp_path / "manual", tmp_path / "data")
-    _edit_cell(written["annotation"], "006_2_1", "Onset Frame", s["onset"])
-    _edit_cell(written["annotation"], "006_2_1", "Apex Frame", s["offset"] + 3)   # no quirk-table entry
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Onset Frame", s["onset"])
+    builder_testing.edit_cell(written["annotation"], "006_2_1", "Apex Frame", s["offset"] + 3)   # no quirk-table entry
     with pytest.raises(ArchiveError, match=r"row 16 \(clip 006_2_1\): .*not in order"):
         _build(tmp_path / "manual", tmp_path / "data2")
     builder = _build(tmp_path / "manual", tmp_path / "data3", skip_bad_samples=True)
@@ -312,21 +283,13 @@ def test_unknown_variant(tmp_path):
 # ----------------------------------------------------------------------- TFDS DatasetBuilderTestCase
 
 if importlib.util.find_spec("tensorflow") is not None:
-    class SammDatasetBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    class SammDatasetBuilderTest(builder_testing.FixtureExampleDir, tfds.testing.DatasetBuilderTestCase):
         """TFDS's own builder checks (registration, info, build, as_dataset, reload) on a small fixture."""
         DATASET_CLASS = samm.Builder
         BUILDER_CONFIG_NAMES_TO_TEST = ["unaligned"]
         SPLITS = {"subject_samm_006": 2, "subject_samm_011": 2}
         SKIP_CHECKSUMS = True
 
-        @classmethod
-        def setUpClass(cls):
-            cls._fixture_dir = tempfile.mkdtemp(prefix="samm_dummy_")
-            write_samm(cls._fixture_dir, samples=SMALL, quirks=False)
-            cls.EXAMPLE_DIR = cls._fixture_dir
-            super().setUpClass()
-
-        @classmethod
-        def tearDownClass(cls):
-            super().tearDownClass()
-            shutil.rmtree(cls._fixture_dir, ignore_errors=True)
+        @staticmethod
+        def write_fixture(folder):
+            write_samm(folder, samples=SMALL, quirks=False)

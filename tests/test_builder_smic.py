@@ -7,42 +7,32 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
+import builder_testing
 from mer_jax.data import taxonomy
 from mer_jax.data.archive import ArchiveError
 from mer_jax.data.corpus import load_corpus
 from mer_jax.data.synthetic.archives.smic import write_smic
 from tfds_builders import smic
-from tfds_builders.corpus_builder import CorpusConfig
 
 GT = "/work/shared/labels/megc2019_combined_3class_gt.csv"
 
 
 def _build(manual, data_dir, config="hs", **overrides):
     """Build `smic/<config>` (with config fields overridden) into data_dir; returns the builder."""
-    if overrides:
-        base = next(c for c in smic.Builder.BUILDER_CONFIGS if c.name == config)
-        fields = {k: getattr(base, k) for k in ("variant", "align", "image_size", "detector", "skip_bad_samples")}
-        config = CorpusConfig(name=f"{config}_test", **{**fields, **overrides})
-    builder = smic.Builder(config=config, data_dir=str(data_dir))
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-    return builder
+    return builder_testing.build(smic.Builder, manual, data_dir, config, **overrides)
 
 
 @pytest.fixture(scope="module")
 def hs(tmp_path_factory):
     root = tmp_path_factory.mktemp("smic")
     written = write_smic(root / "manual")
-    corpus = load_corpus("smic/hs", data_dir=str(root / "data"), manual_dir=str(root / "manual"))
-    builder = tfds.builder("smic/hs", data_dir=str(root / "data"))
+    corpus, builder = builder_testing.load_built("smic/hs", root)
     return written, corpus, builder
 
 
@@ -90,9 +80,7 @@ def test_quirks_fixed_and_recorded(hs):
     [absent] = metadata["excluded"]
     assert absent["clip"] == "smic/s18/s18_sur_03" and "known quirk" in absent["reason"]
     assert absent["where"].endswith("s18/micro/surprise/s18_sur_03")
-    fixes = collections.defaultdict(list)
-    for fix in metadata["fixes"]:
-        fixes[fix["clip"]].append(fix["fix"])
+    fixes = builder_testing.fixes_by_clip(builder)
     assert set(written["missing"]) == {"s3_po_08", "s3_sur_01", "s3_sur_05", "s3_ne_16"}
     for clip, gone in written["missing"].items():
         notes = fixes[f"smic/s3/{clip}"]

@@ -1,10 +1,7 @@
 """The shared corpus-builder base: skipped bad samples never leave an empty subject split behind."""
-import dataclasses
-
-import tensorflow_datasets as tfds
-
-import tfds_builders  # noqa: F401  (registers the builders)
+import builder_testing
 from mer_jax.data.synthetic.archives.smic import write_smic
+from tfds_builders import smic
 
 
 def test_subject_whose_only_clip_is_unreadable_gets_no_split(tmp_path):
@@ -14,10 +11,8 @@ def test_subject_whose_only_clip_is_unreadable_gets_no_split(tmp_path):
     bad = next(c for c in info["clips"] if c["clip"] == "s2_sur_01")
     frame = sorted(bad["folder"].iterdir())[1]
     frame.write_bytes(b"not an image")
-    config = dataclasses.replace(tfds.builder("smic/hs").builder_config, name="hs_skip", skip_bad_samples=True)
-    builder = tfds.builder("smic", config=config, data_dir=str(tmp_path / "tfds"), file_format="array_record")
-    builder.download_and_prepare(file_format="array_record",
-                                 download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual")))
+    builder = builder_testing.build(smic.Builder, tmp_path / "manual", tmp_path / "tfds", "hs", name="hs_skip",
+                                    skip_bad_samples=True)
     assert sorted(builder.info.splits) == ["subject_smic_s1"]
     assert builder.info.splits["subject_smic_s1"].num_examples == 2
     [excluded] = builder.info.metadata["excluded"]
