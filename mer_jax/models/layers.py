@@ -39,6 +39,16 @@ def batch_norm(num_features: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
     return nnx.BatchNorm(num_features, momentum=0.9, epsilon=1e-5, use_fast_variance=False, rngs=rngs)
 
 
+def dropout_keys(model: str, *, train: bool, rate: float, key: jax.Array | None, count: int):
+    """(whether dropout is on, one PRNG key per dropout layer or `count` Nones) for a model's call:
+    dropout runs in training when `rate` > 0, and then the call must pass `dropout_key`."""
+    use_dropout = train and rate > 0
+    if use_dropout and key is None:
+        raise ValueError(f"{model} has dropout: pass dropout_key=<PRNG key> when train=True "
+                         "(or build it with dropout_rate=0.0)")
+    return use_dropout, (jax.random.split(key, count) if use_dropout else (None,) * count)
+
+
 class ResBlock(nnx.Module):
     """conv3x3 (stride 2 if `downsample`) + BN + ReLU, conv3x3 + BN, plus a shortcut, then ReLU.
 

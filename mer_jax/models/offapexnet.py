@@ -32,7 +32,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from mer_jax.models.layers import conv, linear
+from mer_jax.models.layers import conv, dropout_keys, linear
 
 HIDDEN_FEATURES = 1024  # meb: fc1 = Linear(7 ** 2 * 16, 1024); the paper's FC width
 DROPOUT_RATE = 0.5      # meb default `dropout=0.5`
@@ -69,11 +69,7 @@ class OffApexNet(nnx.Module):
         if x.ndim != 4 or tuple(x.shape[1:3]) != (self.input_size,) * 2 or x.shape[3] < 2:
             raise ValueError(f"OffApexNet inputs['flow'] must be [B, {self.input_size}, {self.input_size}, C>=2] "
                              f"(u, v first), got {list(x.shape)}")
-        use_dropout = train and self.dropout_rate > 0
-        if use_dropout and dropout_key is None:
-            raise ValueError("OffApexNet has dropout: pass dropout_key=<PRNG key> when train=True "
-                             "(or build it with dropout_rate=0.0)")
-        keys = jax.random.split(dropout_key, 2) if use_dropout else (None, None)
+        use_dropout, keys = dropout_keys("OffApexNet", train=train, rate=self.dropout_rate, key=dropout_key, count=2)
         y = x[..., :2]
         y = nnx.max_pool(jax.nn.relu(self.conv1(y)), (2, 2), strides=(2, 2))
         y = nnx.max_pool(jax.nn.relu(self.conv2(y)), (2, 2), strides=(2, 2))

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mer_jax.models.layers import batch_norm, conv, linear
+from mer_jax.models.layers import batch_norm, conv, dropout_keys, linear
 
 BRANCH_WIDTHS = (3, 5, 8)  # main.py: conv1, conv2, conv3 out_channels
 DROPOUT_RATE = 0.5         # main.py: nn.Dropout(p=0.5)
@@ -85,11 +85,7 @@ class STSTNet(nnx.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"STSTNet inputs['flow'] must be [B, {', '.join(map(str, expected))}], "
                              f"got {list(x.shape)}")
-        use_dropout = train and self.dropout_rate > 0
-        if use_dropout and dropout_key is None:
-            raise ValueError("STSTNet has dropout: pass dropout_key=<PRNG key> when train=True "
-                             "(or build it with dropout_rate=0.0)")
-        keys = jax.random.split(dropout_key, 3) if use_dropout else (None,) * 3
+        use_dropout, keys = dropout_keys("STSTNet", train=train, rate=self.dropout_rate, key=dropout_key, count=3)
         branches = []
         for conv_layer, bn, key in zip((self.conv1, self.conv2, self.conv3), (self.bn1, self.bn2, self.bn3), keys):
             y = bn(jax.nn.relu(conv_layer(x)), use_running_average=not train)
