@@ -123,15 +123,9 @@ def train_and_evaluate(config, workdir) -> dict | None:
         log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
                     "--workdir to resume", config.train.stop_after_epochs)
         return None
-    summary = metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names)
     history = _curves(result, labels, len(class_names))
     results = {
-        **summary,
-        "model": config.model.name,
-        "corpus": corpus.name,
-        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.dataset.label_scheme,
-                     "classes": class_names, "excluded_by_label_scheme": excluded,
-                     "shuffled_labels": bool(config.dataset.shuffle_labels)},
+        **_results_head(config, corpus, labels, result, excluded, plan, class_names),
         "selection": result.selection,
         "selected_epoch": {plan.names[f]: int(e) for f, e in enumerate(result.selected_epoch)},
         "wall_time_s": result.wall_time_s,
@@ -153,14 +147,8 @@ def _evaluate_released_weights(config, workdir: Path, corpus, labels, arrays, ex
     result = released_weights.evaluate_folds(
         weights_dir=weights_dir, plan=plan, data=arrays, make_model=make_model, model_name=config.model.name,
         input_keys=input_keys, batch_size=config.train.eval_batch_size)
-    summary = metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names)
     results = {
-        **summary,
-        "model": config.model.name,
-        "corpus": corpus.name,
-        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.dataset.label_scheme,
-                     "classes": class_names, "excluded_by_label_scheme": excluded,
-                     "shuffled_labels": bool(config.dataset.shuffle_labels)},
+        **_results_head(config, corpus, labels, result, excluded, plan, class_names),
         "selection": "released_weights",
         "released_weights": {"dir": str(weights_dir), "files": result.weight_files},
         "wall_time_s": result.wall_time_s,
@@ -172,6 +160,19 @@ def _evaluate_released_weights(config, workdir: Path, corpus, labels, arrays, ex
              config.model.name, corpus.name, plan.protocol, weights_dir, results["uf1"], results["uar"],
              results["accuracy"])
     return results
+
+
+def _results_head(config, corpus, labels, result, excluded, plan, class_names) -> dict:
+    """The head of results.json, the same for a trained and a released-weights run: the metrics of the
+    held-out predictions, then model, corpus and protocol."""
+    return {
+        **metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names),
+        "model": config.model.name,
+        "corpus": corpus.name,
+        "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.dataset.label_scheme,
+                     "classes": class_names, "excluded_by_label_scheme": excluded,
+                     "shuffled_labels": bool(config.dataset.shuffle_labels)},
+    }
 
 
 # Fields that control how a run is carried out, not what it computes: a resumed run may change them.
