@@ -91,6 +91,23 @@ def unread_clip_id(corpus: str, subject: str, clip: str, *, subject_id: Callable
     return f"{corpus}/{subject}/{clip}"
 
 
+def records_from_rows(table, to_record: Callable, exclusion_clip: Callable, *,
+                      skip_bad_samples: bool) -> tuple[list[ClipRecord], list[dict]]:
+    """One record per annotation row, `to_record(i, row, where)`. A row it cannot read (ArchiveError)
+    stops the build, or with `skip_bad_samples` becomes an exclusion
+    {'clip': exclusion_clip(row, where), 'where', 'reason'}."""
+    records, excluded = [], []
+    for i, row in enumerate(table.rows):
+        where = table.where(i)
+        try:
+            records.append(to_record(i, row, where))
+        except ArchiveError as error:
+            if not skip_bad_samples:
+                raise
+            excluded.append({"clip": exclusion_clip(row, where), "where": where, "reason": str(error)})
+    return records, excluded
+
+
 def log_fixes(corpus: str, records: list[ClipRecord]) -> None:
     """Log every quirk fix a reader applied, one line each."""
     for record in records:

@@ -32,7 +32,7 @@ import tensorflow_datasets as tfds
 from mer_jax.data.archive import (ArchiveError, au_vector, find_dir, find_file, frame_numbers, frames_fit,
                                   normalise_emotion, parse_int, read_table, subject_digits)
 from tfds_builders.corpus_builder import (ClipRecord, CorpusConfig, FrameCorpusBuilder, disambiguate, log_fixes,
-                                          unread_clip_id)
+                                          records_from_rows, unread_clip_id)
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +119,16 @@ def read_records(manual_dir: Path, variant: str = "cropped", *,
         log.warning("%s: %s has no AU column (a header `AU` or `Action Units`); building without AUs",
                     CORPUS, table.path.name)
     frames_root = find_frames_root(manual_dir, variant)
-    records, excluded = [], []
-    for i, row in enumerate(table.rows):
-        where = table.where(i)
-        try:
-            records.append(_record(row, i, where, frames_root, aus_column))
-        except ArchiveError as error:
-            if not skip_bad_samples:
-                raise
-            clip = unread_clip_id(CORPUS, row[COLUMNS["subject"]], row[COLUMNS["clip"]], subject_id=subject_id,
-                                  where=where)
-            excluded.append({"clip": clip, "where": where, "reason": str(error)})
+    records, excluded = records_from_rows(
+        table, lambda i, row, where: _record(row, i, where, frames_root, aus_column), _exclusion_clip,
+        skip_bad_samples=skip_bad_samples)
     disambiguate(records)
     log_fixes(CORPUS, records)
     return records, excluded
+
+
+def _exclusion_clip(row: dict, where: str) -> str:
+    return unread_clip_id(CORPUS, row[COLUMNS["subject"]], row[COLUMNS["clip"]], subject_id=subject_id, where=where)
 
 
 def _record(row: dict, i: int, where: str, frames_root: Path, aus_column: str | None) -> ClipRecord:

@@ -26,7 +26,7 @@ import tensorflow_datasets as tfds
 from mer_jax.data.archive import (ArchiveError, au_vector, find_dir, find_file, frame_numbers, frames_fit,
                                   normalise_emotion, parse_int, read_table, subject_digits)
 from tfds_builders.corpus_builder import (ClipRecord, CorpusConfig, FrameCorpusBuilder, disambiguate, log_fixes,
-                                          unread_clip_id)
+                                          records_from_rows, unread_clip_id)
 
 CORPUS = "casme2"
 FPS = 200.0
@@ -127,22 +127,17 @@ def read_records(manual_dir: Path, variant: str = "cropped", *, missing_apex: st
     table = read_table(find_annotation(manual_dir), tuple(COLUMNS.values()), corpus=CORPUS)
     frames_root = find_frames_root(manual_dir, variant)
     selected = VARIANTS[variant]["selected"]
-    records, excluded = [], []
-    for i, row in enumerate(table.rows):
-        where = table.where(i)
-        try:
-            record = _record(row, i, len(table.rows), where, frames_root, variant, selected, missing_apex)
-        except ArchiveError as error:
-            if not skip_bad_samples:
-                raise
-            clip = unread_clip_id(CORPUS, row[COLUMNS["subject"]], row[COLUMNS["clip"]], subject_id=subject_id,
-                                  where=where)
-            excluded.append({"clip": clip, "where": where, "reason": str(error)})
-            continue
-        records.append(record)
+    num_rows = len(table.rows)
+    records, excluded = records_from_rows(
+        table, lambda i, row, where: _record(row, i, num_rows, where, frames_root, variant, selected, missing_apex),
+        _exclusion_clip, skip_bad_samples=skip_bad_samples)
     disambiguate(records)
     log_fixes(CORPUS, records)
     return records, excluded
+
+
+def _exclusion_clip(row: dict, where: str) -> str:
+    return unread_clip_id(CORPUS, row[COLUMNS["subject"]], row[COLUMNS["clip"]], subject_id=subject_id, where=where)
 
 
 def _record(row: dict, i: int, num_rows: int, where: str, frames_root: Path, variant: str, selected: bool,

@@ -31,7 +31,8 @@ import tensorflow_datasets as tfds
 
 from mer_jax.data import archive
 from mer_jax.data.archive import ArchiveError
-from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder, log_fixes, unread_clip_id
+from tfds_builders.corpus_builder import (ClipRecord, CorpusConfig, FrameCorpusBuilder, log_fixes, records_from_rows,
+                                          unread_clip_id)
 
 CORPUS = "mmew"
 FPS = 90.0
@@ -101,24 +102,23 @@ def read_records(manual_dir: Path, variant: str = "", *,
     table = archive.read_table(path, COLUMNS, corpus=CORPUS)
     folders = _Folders(frames_root(manual_dir))
     fixes_by_row = {fix.row: fix for fix in QUIRKS}
-    records, excluded, seen = [], [], {}
-    for i, row in enumerate(table.rows):
-        where = table.where(i)
-        try:
-            record = _record(row, where, folders, fixes_by_row.get(i))
-            if record.clip in seen:
-                raise ArchiveError(f"{CORPUS}: {where}: clip {record.clip} is also annotated on "
-                                   f"{seen[record.clip]}; expected one row per clip")
-            seen[record.clip] = where
-        except ArchiveError as error:
-            if not skip_bad_samples:
-                raise
-            clip = unread_clip_id(CORPUS, row.get("Subject", ""), row.get("Filename", "") or "?",
-                                  subject_id=subject_id, where=where)
-            excluded.append({"clip": clip, "where": where, "reason": str(error)})
-            continue
-        records.append(record)
+    seen = {}
+
+    def to_record(i: int, row: dict, where: str) -> ClipRecord:
+        record = _record(row, where, folders, fixes_by_row.get(i))
+        if record.clip in seen:
+            raise ArchiveError(f"{CORPUS}: {where}: clip {record.clip} is also annotated on "
+                               f"{seen[record.clip]}; expected one row per clip")
+        seen[record.clip] = where
+        return record
+
+    records, excluded = records_from_rows(table, to_record, _exclusion_clip, skip_bad_samples=skip_bad_samples)
     return records, excluded
+
+
+def _exclusion_clip(row: dict, where: str) -> str:
+    return unread_clip_id(CORPUS, row.get("Subject", ""), row.get("Filename", "") or "?",
+                          subject_id=subject_id, where=where)
 
 
 class _Folders:

@@ -32,7 +32,8 @@ import tensorflow_datasets as tfds
 
 from mer_jax.data import archive
 from mer_jax.data.archive import ArchiveError
-from tfds_builders.corpus_builder import ClipRecord, CorpusConfig, FrameCorpusBuilder, log_fixes, unread_clip_id
+from tfds_builders.corpus_builder import (ClipRecord, CorpusConfig, FrameCorpusBuilder, log_fixes, records_from_rows,
+                                          unread_clip_id)
 
 CORPUS = "samm"
 FPS = 200.0
@@ -131,27 +132,26 @@ def _read(manual_dir: Path, variant: str, *, skip_bad_samples: bool):
     path = archive.find_file(manual_dir, ANNOTATION_FILES, corpus=CORPUS, what="SAMM annotation file")
     table = archive.read_table(path, COLUMNS, corpus=CORPUS)
     root = frames_root(manual_dir)
-    records, excluded, objective, seen = [], [], {}, {}
-    for i, row in enumerate(table.rows):
-        where = table.where(i)
-        try:
-            record = _record(i, row, where, root)
-            key = (record.subject, record.clip)
-            if key in seen:
-                raise ArchiveError(f"{CORPUS}: {where}: clip {record.clip} of subject {record.subject} is "
-                                   f"also annotated on {seen[key]}; expected one row per clip")
-            seen[key] = where
-        except ArchiveError as error:
-            if not skip_bad_samples:
-                raise
-            clip = unread_clip_id(CORPUS, row.get("Subject", ""), row.get("Filename", "") or "?",
-                                  subject_id=subject_id, where=where)
-            excluded.append({"clip": clip, "where": where, "reason": str(error)})
-            continue
-        records.append(record)
+    objective, seen = {}, {}
+
+    def to_record(i: int, row: dict, where: str) -> ClipRecord:
+        record = _record(i, row, where, root)
+        key = (record.subject, record.clip)
+        if key in seen:
+            raise ArchiveError(f"{CORPUS}: {where}: clip {record.clip} of subject {record.subject} is "
+                               f"also annotated on {seen[key]}; expected one row per clip")
+        seen[key] = where
         cell = row.get(OBJECTIVE_COLUMN, "")
         objective[f"{CORPUS}/{record.subject}/{record.clip}"] = int(cell) if cell.isdigit() else cell
+        return record
+
+    records, excluded = records_from_rows(table, to_record, _exclusion_clip, skip_bad_samples=skip_bad_samples)
     return records, excluded, objective
+
+
+def _exclusion_clip(row: dict, where: str) -> str:
+    return unread_clip_id(CORPUS, row.get("Subject", ""), row.get("Filename", "") or "?",
+                          subject_id=subject_id, where=where)
 
 
 def _quirks(i: int, clip: str) -> dict[str, list[Quirk]]:
