@@ -23,7 +23,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mer_jax.features.flow_tvl1 import TVL1Params
 
@@ -175,7 +174,3 @@ def tvl1_flow_batch(first: jax.Array, second: jax.Array, params: TVL1Params = TV
     second = second.astype(jnp.float32) * scale
     return jax.vmap(lambda a, b: _flow_pair(a, b, params))(first, second)
 
-
-def tvl1_flow_jax(first: np.ndarray, second: np.ndarray, params: TVL1Params = TVL1Params()) -> np.ndarray:
-    """One pair, as `flow_tvl1.tvl1_flow` takes it: [H, W] frames -> float32 [H, W, 2] on the host."""
-    return np.asarray(tvl1_flow_batch(jnp.asarray(first)[None], jnp.asarray(second)[None], params)[0])

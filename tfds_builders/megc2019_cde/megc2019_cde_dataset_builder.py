@@ -120,7 +120,8 @@ class Builder(FrameCorpusBuilder):
                 raise ArchiveError(f"megc2019_cde: {row['where']} lists {row['database']} subject {row['subject']} "
                                    f"clip {row['filename']}, which the {row['database']} annotations do not have")
             label = int(row["class"])
-            if taxonomy.megc3_label(record.emotion) != label:
+            own = taxonomy.megc3_label(record.emotion) if record.label_3class is None else record.label_3class
+            if own != label:
                 record.fixes.append(f"{record.dataset} labels it {record.emotion!r}; the ground truth "
                                     f"({row['where']}) gives class {taxonomy.MEGC3_CLASSES[label]}, which is used")
             record.label_3class = label
