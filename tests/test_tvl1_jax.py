@@ -23,12 +23,31 @@ def test_divergence_is_the_negative_adjoint_of_the_forward_gradient():
                                                              rel=1e-4)
 
 
-def test_bicubic_warp_reproduces_integer_shifts_and_identity():
-    image = jnp.asarray(np.random.default_rng(1).random((1, 12, 12)), jnp.float32)
-    zero = jnp.zeros((12, 12))
-    np.testing.assert_allclose(tvl1_jax._warp_bicubic(image, zero, zero), image, atol=1e-6)
-    shifted = tvl1_jax._warp_bicubic(image, zero + 2.0, zero - 1.0)
-    np.testing.assert_allclose(shifted[0, 1:, :-2], image[0, :-1, 2:], atol=1e-6)
+def test_bicubic_warp_matches_opencv_remap_with_repeated_border():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    image = rng.random((2, 14, 17)).astype(np.float32)
+    u, v = (rng.normal(scale=4.0, size=(2, 14, 17)).astype(np.float32) for _ in range(2))
+    u[0, 0, 0] = -40.0   # far outside the frame: the border value
+    ours = np.asarray(tvl1_jax._warp_bicubic(jnp.asarray(image)[..., None], jnp.asarray(u), jnp.asarray(v)))
+    ys, xs = np.mgrid[0:14, 0:17].astype(np.float32)
+    for b in range(2):
+        theirs = cv2.remap(image[b], xs + u[b], ys + v[b], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        # OpenCV rounds sample positions to 1/32 pixel; the taps and weights are otherwise the same
+        np.testing.assert_allclose(ours[b, ..., 0], theirs, atol=0.03)
+    zero = jnp.zeros((2, 14, 17))
+    np.testing.assert_allclose(tvl1_jax._warp_bicubic(jnp.asarray(image)[..., None], zero + 2.0, zero - 1.0)[:, 1:, :-2, 0],
+                               image[:, :-1, 2:], atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_median_filter_equals_opencv_median_blur(size):
+    import cv2
+
+    flow = np.random.default_rng(size).normal(size=(3, 23, 19)).astype(np.float32)
+    ours = np.asarray(tvl1_jax._median(jnp.asarray(flow), size))
+    np.testing.assert_array_equal(ours, np.stack([cv2.medianBlur(f, size) for f in flow]))
 
 
 def test_endpoint_error_no_worse_than_opencv():
@@ -40,7 +59,9 @@ def test_endpoint_error_no_worse_than_opencv():
     assert np.all(ours_epe < 0.25), ours_epe
 
 
-def test_gamma_is_refused():
+def test_unsupported_parameters_are_refused():
     frames = jnp.zeros((1, 32, 32))
     with pytest.raises(ValueError, match="gamma must be 0"):
         tvl1_jax.tvl1_flow_batch(frames, frames, TVL1Params(gamma=0.1))
+    with pytest.raises(ValueError, match="median_filtering must be"):
+        tvl1_jax.tvl1_flow_batch(frames, frames, TVL1Params(median_filtering=7))

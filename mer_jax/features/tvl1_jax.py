@@ -20,9 +20,11 @@ must be 0.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mer_jax.features.flow_tvl1 import TVL1Params
 
@@ -42,135 +44,239 @@ def pyramid_shapes(height: int, width: int, params: TVL1Params) -> list[tuple[in
 
 
 def _centred_gradient(image: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Central differences / 2 inside, half one-sided differences at the border (OpenCV's centeredGradient)."""
-    padded = jnp.pad(image, 1, mode="edge")
-    dx = 0.5 * (padded[1:-1, 2:] - padded[1:-1, :-2])
-    dy = 0.5 * (padded[2:, 1:-1] - padded[:-2, 1:-1])
+    """Central differences / 2 inside, half one-sided differences at the border (OpenCV's centeredGradient).
+    image: [..., H, W]."""
+    pad = [(0, 0)] * (image.ndim - 2) + [(1, 1), (1, 1)]
+    padded = jnp.pad(image, pad, mode="edge")
+    dx = 0.5 * (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2])
+    dy = 0.5 * (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1])
     return dx, dy
 
 
 def _forward_gradient(u: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Forward differences, zero on the last column (x) and last row (y)."""
-    dx = jnp.pad(u[:, 1:] - u[:, :-1], ((0, 0), (0, 1)))
-    dy = jnp.pad(u[1:, :] - u[:-1, :], ((0, 1), (0, 0)))
+    """Forward differences of u [..., H, W], zero on the last column (x) and last row (y)."""
+    dx = jnp.concatenate([u[..., :, 1:] - u[..., :, :-1], jnp.zeros_like(u[..., :, :1])], axis=-1)
+    dy = jnp.concatenate([u[..., 1:, :] - u[..., :-1, :], jnp.zeros_like(u[..., :1, :])], axis=-2)
     return dx, dy
 
 
 def _divergence(p1: jax.Array, p2: jax.Array) -> jax.Array:
     """Backward differences with zeros before the first column / row: the adjoint of -forward gradient."""
-    return (p1 - jnp.pad(p1[:, :-1], ((0, 0), (1, 0)))) + (p2 - jnp.pad(p2[:-1, :], ((1, 0), (0, 0))))
+    before_x = jnp.concatenate([jnp.zeros_like(p1[..., :, :1]), p1[..., :, :-1]], axis=-1)
+    before_y = jnp.concatenate([jnp.zeros_like(p2[..., :1, :]), p2[..., :-1, :]], axis=-2)
+    return (p1 - before_x) + (p2 - before_y)
 
 
 def _keys_weights(t: jax.Array) -> jax.Array:
-    """Bicubic (Keys, a = -0.75) weights of the 4 taps at offsets -1, 0, 1, 2 for fractional part t."""
+    """Bicubic (Keys, a = -0.75) weights [..., 4] of the taps at offsets -1, 0, 1, 2 for fractional part t."""
     a = -0.75
-    d = jnp.stack([1.0 + t, t, 1.0 - t, 2.0 - t])
+    d = jnp.stack([1.0 + t, t, 1.0 - t, 2.0 - t], axis=-1)
     near = ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0
     far = ((a * d - 5.0 * a) * d + 8.0 * a) * d - 4.0 * a
     return jnp.where(d <= 1.0, near, far)
 
 
+_PAD = 4   # border rows/columns repeated around a warped image: enough for every clamped 4 x 4 window
+
+
 def _warp_bicubic(images: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
-    """images [C, H, W] sampled at (x + u, y + v), bicubic, border repeated."""
-    _, height, width = images.shape
+    """images [B, H, W, C] sampled at (x + u[b], y + v[b]) -> [B, H, W, C]; bicubic (OpenCV's INTER_CUBIC
+    weights), border repeated.
+
+    The top-left tap is clamped to the padded image, which equals clamping every tap to the frame: a 4 x 4
+    window pushed further out than the padding only reads repeated border values. Taps are read as 16
+    scalar gathers per channel from the flattened batch, which XLA fuses with the weighting.
+    """
+    batch, height, width, channels = images.shape
+    padded = jnp.pad(images, ((0, 0), (_PAD, _PAD), (_PAD, _PAD), (0, 0)), mode="edge")
+    padded_width = width + 2 * _PAD
     ys, xs = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32),
                           indexing="ij")
     x, y = xs + u, ys + v
-    x0, y0 = jnp.floor(x), jnp.floor(y)
-    wx, wy = _keys_weights(x - x0), _keys_weights(y - y0)          # [4, H, W]
-    cols = jnp.clip(x0.astype(jnp.int32)[None] + jnp.arange(-1, 3)[:, None, None], 0, width - 1)
-    rows = jnp.clip(y0.astype(jnp.int32)[None] + jnp.arange(-1, 3)[:, None, None], 0, height - 1)
-    taps = images[:, rows[:, None], cols[None, :]]                 # [C, 4 (y), 4 (x), H, W]
-    return jnp.einsum("cijhw,ihw,jhw->chw", taps, wy, wx)
+    wx, wy = _keys_weights(x - jnp.floor(x)), _keys_weights(y - jnp.floor(y))     # [B, H, W, 4]
+    x0 = jnp.clip(jnp.floor(x), 1 - _PAD, width + _PAD - 3).astype(jnp.int32)
+    y0 = jnp.clip(jnp.floor(y), 1 - _PAD, height + _PAD - 3).astype(jnp.int32)
+    images_before = jnp.arange(batch, dtype=jnp.int32)[:, None, None] * (height + 2 * _PAD)
+    corner = (images_before + y0 + _PAD - 1) * padded_width + x0 + _PAD - 1       # flat index of tap (0, 0)
+    warped = []
+    for c in range(channels):
+        flat = padded[..., c].reshape(-1)
+        rows = [sum(flat[corner + i * padded_width + j] * wx[..., j] for j in range(4)) for i in range(4)]
+        warped.append(sum(row * wy[..., i] for i, row in enumerate(rows)))
+    return jnp.stack(warped, axis=-1)
+
+
+def _sorting_network(n: int) -> list[tuple[int, int]]:
+    """Compare-exchange pairs (low wire, high wire) of Batcher's odd-even merge sort of n wires."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.lru_cache(maxsize=None)
+def _window_median_network(size: int) -> tuple[tuple[int, int], ...]:
+    """Compare-exchange pairs that sort size x size values, given wires c * size + r holding column c's
+    r-th smallest value (every column already sorted): Batcher's network minus the exchanges that never
+    swap on such input. By the 0-1 principle trying every 0-1 input with sorted columns ((size + 1)^size
+    of them) finds those exchanges exactly. XLA drops the ones the median does not depend on.
+    """
+    columns = np.array([[0] * (size - ones) + [1] * ones for ones in range(size + 1)], np.int8)
+    wires = np.array([np.concatenate(c) for c in itertools.product(columns, repeat=size)])
+    needed = []
+    for i, j in _sorting_network(size * size):
+        low, high = wires[:, i].copy(), wires[:, j].copy()
+        if np.any(low > high):
+            needed.append((i, j))
+            wires[:, i], wires[:, j] = np.minimum(low, high), np.maximum(low, high)
+    return tuple(needed)
+
+
+def _exchange(values: list, pairs) -> list:
+    """Apply compare-exchanges to a list of arrays (elementwise min to the low wire, max to the high)."""
+    values = list(values)
+    for i, j in pairs:
+        values[i], values[j] = jnp.minimum(values[i], values[j]), jnp.maximum(values[i], values[j])
+    return values
 
 
 def _median(u: jax.Array, size: int) -> jax.Array:
-    """size x size median filter, border repeated (as cv2.medianBlur)."""
+    """size x size median filter of u [..., H, W], border repeated, as cv2.medianBlur (size 3 or 5).
+
+    Each column of `size` values is sorted once per pixel (shared by the `size` windows containing it);
+    the pruned network of `_window_median_network` then takes the median of each window.
+    """
     r = size // 2
-    padded = jnp.pad(u, r, mode="edge")
-    height, width = u.shape
-    windows = [padded[i:i + height, j:j + width] for i in range(size) for j in range(size)]
-    return jnp.median(jnp.stack(windows), axis=0)
+    height, width = u.shape[-2:]
+    padded = jnp.pad(u, [(0, 0)] * (u.ndim - 2) + [(r, r), (r, r)], mode="edge")
+    rows = _exchange([padded[..., i:i + height, :] for i in range(size)], _sorting_network(size))
+    wires = [rows[row][..., c:c + width] for c in range(size) for row in range(size)]
+    return _exchange(wires, _window_median_network(size))[size * size // 2]
 
 
-def _one_warp(i0: jax.Array, stack: jax.Array, u: jax.Array, p: jax.Array, params: TVL1Params):
-    """Warp the second frame and its gradient by u, then run the outer/inner primal-dual loops."""
-    l_t = params.lambda_ * params.theta
-    taut = params.tau / params.theta
-    scaled_epsilon = params.epsilon ** 2 * i0.size
-    i1w, i1wx, i1wy = _warp_bicubic(stack, u[0], u[1])
-    grad = i1wx ** 2 + i1wy ** 2
-    rho_c = i1w - i1wx * u[0] - i1wy * u[1] - i0
-    image_gradient = jnp.stack([i1wx, i1wy])
+def _primal_dual_step(u: tuple, p: tuple, data: tuple, params: TVL1Params):
+    """One primal-dual iteration on [B, H, W] fields: thresholding step TH for v (Zach et al. eq. 11), then
+    u = v + theta div p and the projected dual ascent of p. Returns (u, p, summed squared change of u [B])."""
+    i1wx, i1wy, grad, rho_c = data
+    l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
+    rho = rho_c + i1wx * u[0] + i1wy * u[1]
+    step = jnp.where(rho < -l_t * grad, l_t,
+                     jnp.where(rho > l_t * grad, -l_t,
+                               jnp.where(grad > jnp.finfo(jnp.float32).eps, -rho / jnp.maximum(grad, 1e-30), 0.0)))
+    new_u = (u[0] + step * i1wx + params.theta * _divergence(p[0], p[1]),
+             u[1] + step * i1wy + params.theta * _divergence(p[2], p[3]))
+    error = jnp.sum((new_u[0] - u[0]) ** 2 + (new_u[1] - u[1]) ** 2, axis=(-2, -1))
+    new_p = []
+    for k, field in enumerate(new_u):
+        fx, fy = _forward_gradient(field)
+        norm = 1.0 + taut * jnp.sqrt(fx ** 2 + fy ** 2)
+        new_p += [(p[2 * k] + taut * fx) / norm, (p[2 * k + 1] + taut * fy) / norm]
+    return new_u, tuple(new_p), error
 
-    def primal_dual(carry):
-        u, p, _, n = carry
-        rho = rho_c + i1wx * u[0] + i1wy * u[1]
-        # Thresholding step TH (Zach et al. eq. 11): the data-term minimiser v for fixed u.
-        step = jnp.where(rho < -l_t * grad, l_t,
-                         jnp.where(rho > l_t * grad, -l_t,
-                                   jnp.where(grad > jnp.finfo(jnp.float32).eps, -rho / jnp.maximum(grad, 1e-30),
-                                             0.0)))
-        v = u + step * image_gradient
-        new_u = v + params.theta * jnp.stack([_divergence(p[0], p[1]), _divergence(p[2], p[3])])
-        error = jnp.sum((new_u - u) ** 2)
-        u1x, u1y = _forward_gradient(new_u[0])
-        u2x, u2y = _forward_gradient(new_u[1])
-        n1 = 1.0 + taut * jnp.sqrt(u1x ** 2 + u1y ** 2)
-        n2 = 1.0 + taut * jnp.sqrt(u2x ** 2 + u2y ** 2)
-        p = jnp.stack([(p[0] + taut * u1x) / n1, (p[1] + taut * u1y) / n1,
-                       (p[2] + taut * u2x) / n2, (p[3] + taut * u2y) / n2])
-        return new_u, p, error, n + 1
+
+def _where(going: jax.Array, new: tuple, old: tuple) -> tuple:
+    """Per pair of the batch: `new` fields where going[b], else `old`."""
+    return tuple(jnp.where(going[:, None, None], a, b) for a, b in zip(new, old))
+
+
+def _one_warp(i0: jax.Array, stack: jax.Array, u: tuple, p: tuple, params: TVL1Params):
+    """Warp the second frames and their gradients by u, then run the outer/inner loops of every pair.
+
+    Each pair stops on its own, as OpenCV's loops do for one pair: the batch iterates while any pair goes
+    on, and pairs that have stopped keep their fields.
+    """
+    scaled_epsilon = params.epsilon ** 2 * i0.shape[-2] * i0.shape[-1]
+    warped = _warp_bicubic(stack, u[0], u[1])
+    i1w, i1wx, i1wy = warped[..., 0], warped[..., 1], warped[..., 2]
+    data = (i1wx, i1wy, i1wx ** 2 + i1wy ** 2, i1w - i1wx * u[0] - i1wy * u[1] - i0)
 
     def outer(carry):
-        u, p, error, n = carry
+        u, p, error, n_outer = carry
+        going = (error > scaled_epsilon) & (n_outer < params.outer_iterations)
         if params.median_filtering > 1:
-            u = jnp.stack([_median(u[0], params.median_filtering), _median(u[1], params.median_filtering)])
-        inner_going = lambda c: (c[2] > scaled_epsilon) & (c[3] < params.inner_iterations)
-        u, p, error, _ = jax.lax.while_loop(inner_going, primal_dual, (u, p, error, 0))
-        return u, p, error, n + 1
+            u = _where(going, tuple(_median(f, params.median_filtering) for f in u), u)
 
-    outer_going = lambda c: (c[2] > scaled_epsilon) & (c[3] < params.outer_iterations)
-    start = (u, p, jnp.asarray(jnp.finfo(jnp.float32).max, jnp.float32), 0)
+        def inner(carry):
+            u, p, error, n_inner = carry
+            active = going & (error > scaled_epsilon)
+            new_u, new_p, new_error = _primal_dual_step(u, p, data, params)
+            return _where(active, new_u, u), _where(active, new_p, p), jnp.where(active, new_error, error), n_inner + 1
+
+        inner_going = lambda c: jnp.any(going & (c[2] > scaled_epsilon)) & (c[3] < params.inner_iterations)
+        u, p, error, _ = jax.lax.while_loop(inner_going, inner, (u, p, error, 0))
+        return u, p, error, n_outer + going
+
+    outer_going = lambda c: jnp.any((c[2] > scaled_epsilon) & (c[3] < params.outer_iterations))
+    batch = i0.shape[0]
+    start = (u, p, jnp.full((batch,), jnp.finfo(jnp.float32).max), jnp.zeros((batch,), jnp.int32))
     u, p, _, _ = jax.lax.while_loop(outer_going, outer, start)
     return u, p
 
 
-def _one_level(i0: jax.Array, i1: jax.Array, u: jax.Array, params: TVL1Params) -> jax.Array:
-    """Refine flow u [2, H, W] on one pyramid level (OpenCV's procOneScale); p starts at zero."""
+def _one_level(i0: jax.Array, i1: jax.Array, u: tuple, params: TVL1Params) -> tuple:
+    """Refine the flow (u1, u2) of [B, H, W] frames on one pyramid level (OpenCV's procOneScale); the
+    dual variables start at zero."""
     i1x, i1y = _centred_gradient(i1)
-    stack = jnp.stack([i1, i1x, i1y])
-    p = jnp.zeros((4,) + i0.shape, jnp.float32)
-    for _ in range(params.warps):  # few: unrolled
-        u, p = _one_warp(i0, stack, u, p, params)
+    stack = jnp.stack([i1, i1x, i1y], axis=-1)
+    p = tuple(jnp.zeros_like(i0) for _ in range(4))
+    u, _ = jax.lax.fori_loop(0, params.warps, lambda _, c: _one_warp(i0, stack, c[0], c[1], params), (u, p))
     return u
 
 
-def _flow_pair(first: jax.Array, second: jax.Array, params: TVL1Params) -> jax.Array:
-    """Flow [H, W, 2] of one pair of [H, W] frames on the 0..255 scale."""
+def _check_params(params: TVL1Params) -> None:
     if params.gamma != 0:
         raise ValueError(f"the JAX TV-L1 has no illumination term; TVL1Params.gamma must be 0, got {params.gamma}")
-    shapes = pyramid_shapes(*first.shape, params)
-    levels0 = [first] + [jax.image.resize(first, s, "linear") for s in shapes[1:]]
-    levels1 = [second] + [jax.image.resize(second, s, "linear") for s in shapes[1:]]
-    u = jnp.zeros((2,) + shapes[-1], jnp.float32)
+    if params.median_filtering > 1 and params.median_filtering not in (3, 5):
+        raise ValueError("TVL1Params.median_filtering must be 0 or 1 (off), 3 or 5 (cv2.medianBlur's sizes for "
+                         f"float flow), got {params.median_filtering}")
+
+
+def _flow(first: jax.Array, second: jax.Array, params: TVL1Params) -> jax.Array:
+    """Flow [B, H, W, 2] of [B, H, W] frames on the 0..255 scale, all pairs iterated together."""
+    batch = first.shape[0]
+    shapes = pyramid_shapes(*first.shape[1:], params)
+    levels0 = [first] + [jax.image.resize(first, (batch,) + s, "linear") for s in shapes[1:]]
+    levels1 = [second] + [jax.image.resize(second, (batch,) + s, "linear") for s in shapes[1:]]
+    u = (jnp.zeros((batch,) + shapes[-1], jnp.float32),) * 2
     for level in range(len(shapes) - 1, -1, -1):
         u = _one_level(levels0[level], levels1[level], u, params)
         if level:
-            u = jax.image.resize(u, (2,) + shapes[level - 1], "linear", antialias=False) / params.scale_step
-    return jnp.moveaxis(u, 0, -1)
+            u = tuple(jax.image.resize(f, (batch,) + shapes[level - 1], "linear", antialias=False) / params.scale_step
+                      for f in u)
+    return jnp.stack(u, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames="params")
-def tvl1_flow_batch(first: jax.Array, second: jax.Array, params: TVL1Params = TVL1Params()) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("params", "pairs_per_step"))
+def tvl1_flow_batch(first: jax.Array, second: jax.Array, params: TVL1Params = TVL1Params(),
+                    pairs_per_step: int | None = None) -> jax.Array:
     """Flow [B, H, W, 2] (u horizontal, v vertical, pixels) carrying `first[b]` onto `second[b]`.
 
     first, second: [B, H, W] grey frames, float in [0, 1] (or uint8 0..255, as OpenCV takes them).
+    pairs_per_step: pairs iterated together (the rest wait their turn). A group iterates until its slowest
+    pair has converged, and on a CPU small groups also stay in cache, so the default is one pair at a time
+    on CPU and the whole batch on an accelerator.
     """
     if first.shape != second.shape or first.ndim != 3:
         raise ValueError(f"expected two [B, H, W] batches of the same shape, got {first.shape} and {second.shape}")
+    _check_params(params)
     scale = 1.0 if first.dtype == jnp.uint8 else 255.0
     first = first.astype(jnp.float32) * scale
     second = second.astype(jnp.float32) * scale
-    return jax.vmap(lambda a, b: _flow_pair(a, b, params))(first, second)
-
+    if pairs_per_step is None:
+        pairs_per_step = 1 if jax.default_backend() == "cpu" else first.shape[0]
+    batch = first.shape[0]
+    if pairs_per_step >= batch:
+        return _flow(first, second, params)
+    steps = -(-batch // pairs_per_step)
+    grouped = [jnp.pad(f, ((0, steps * pairs_per_step - batch), (0, 0), (0, 0)), mode="edge")
+               .reshape((steps, pairs_per_step) + f.shape[1:]) for f in (first, second)]
+    flow = jax.lax.map(lambda group: _flow(group[0], group[1], params), grouped)
+    return flow.reshape((steps * pairs_per_step,) + flow.shape[2:])[:batch]
