@@ -50,9 +50,23 @@ def test_median_filter_equals_opencv_median_blur(size):
     np.testing.assert_array_equal(ours, np.stack([cv2.medianBlur(f, size) for f in flow]))
 
 
-def test_endpoint_error_no_worse_than_opencv():
+@pytest.fixture(scope="module")
+def pairs_and_flow():
     firsts, seconds, truth = known_flow_pairs()
-    ours = np.asarray(tvl1_jax.tvl1_flow_batch(jnp.asarray(firsts), jnp.asarray(seconds)))
+    return firsts, seconds, truth, np.asarray(tvl1_jax.tvl1_flow_batch(jnp.asarray(firsts), jnp.asarray(seconds),
+                                                                       pairs_per_step=1))
+
+
+def test_each_pair_stops_on_its_own_whatever_the_grouping(pairs_and_flow):
+    firsts, seconds, _, one_at_a_time = pairs_and_flow
+    together = tvl1_jax.tvl1_flow_batch(jnp.asarray(firsts), jnp.asarray(seconds), pairs_per_step=len(firsts))
+    # float sums in another order may flip a stopping test by one iteration somewhere, nothing more
+    assert np.abs(together - one_at_a_time).mean(axis=(1, 2, 3)).max() < 5e-3
+    np.testing.assert_allclose(np.median(np.abs(together - one_at_a_time)), 0.0, atol=1e-5)
+
+
+def test_endpoint_error_no_worse_than_opencv(pairs_and_flow):
+    firsts, seconds, truth, ours = pairs_and_flow
     theirs = np.stack([tvl1_flow(a, b) for a, b in zip(firsts, seconds)])
     ours_epe, theirs_epe = endpoint_error(ours, truth), endpoint_error(theirs, truth)
     assert ours_epe.mean() <= 1.1 * theirs_epe.mean(), (ours_epe, theirs_epe)
