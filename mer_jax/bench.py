@@ -21,6 +21,8 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant` (loso).")
 _SIZES = flags.DEFINE_list("sizes", ["48", "128", "256"], "Frame sides for tvl1.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "64"], "Batch sizes for tvl1.")
+_PAIRS_PER_STEP = flags.DEFINE_integer("pairs_per_step", None, "tvl1: pairs the JAX TV-L1 iterates together "
+                                       "(default: 1 on CPU, the whole batch on an accelerator).")
 
 
 def _time_loso(config, fold_chunk: int) -> float:
@@ -59,7 +61,7 @@ def _pairs_per_second(run, num_pairs: int, min_seconds: float = 1.0) -> float:
             return repeats * num_pairs / elapsed
 
 
-def bench_tvl1(sizes: list[int], batches: list[int]) -> None:
+def bench_tvl1(sizes: list[int], batches: list[int], pairs_per_step: int | None = None) -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -68,14 +70,16 @@ def bench_tvl1(sizes: list[int], batches: list[int]) -> None:
     from mer_jax.features.flow_tvl1 import tvl1_flow
     from mer_jax.features.tvl1_jax import tvl1_flow_batch
 
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), {len(jax.devices())} device(s)")
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), {len(jax.devices())} device(s); "
+          f"JAX pairs_per_step: {pairs_per_step or 'default'}")
     ratio = None
     for size in sizes:
         for batch in batches:
             first, second, truth = known_flow_pairs(batch, size)
             a, b = jnp.asarray(first), jnp.asarray(second)
-            ours = np.asarray(tvl1_flow_batch(a, b))   # compiles
-            jax_rate = _pairs_per_second(lambda: tvl1_flow_batch(a, b).block_until_ready(), batch)
+            flow = lambda: tvl1_flow_batch(a, b, pairs_per_step=pairs_per_step).block_until_ready()
+            ours = np.asarray(flow())   # compiles
+            jax_rate = _pairs_per_second(flow, batch)
             theirs = np.stack([tvl1_flow(x, y) for x, y in zip(first, second)])
             cv_rate = _pairs_per_second(lambda: [tvl1_flow(x, y) for x, y in zip(first, second)], batch)
             print(f"{size}x{size} batch {batch}: JAX {jax_rate:.2f} pairs/s (EPE {endpoint_error(ours, truth).mean():.4f}), "
@@ -92,7 +96,7 @@ def main(argv) -> None:
     if len(argv) != 2 or argv[1] not in {"loso", "tvl1"}:
         raise app.UsageError(usage)
     if argv[1] == "tvl1":
-        bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value])
+        bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
     elif _CONFIG.value is None:
         raise app.UsageError("loso needs --config")
     else:
