@@ -9,9 +9,12 @@ Flow-stream ablation on precomputed 28 x 28 flow images (the `precomputed_flow` 
 Values marked "paper" come from the M3ENet paper, section 4.1.4 (training) and section 3 (inputs).
 `model.input_size` and `features.size` are one shared value: setting either sets both.
 """
+import dataclasses
+
 import ml_collections
 
 from configs import common
+from mer_jax.features.flow_tvl1 import TVL1Params
 
 
 def get_config(arg: str | None = None):
@@ -27,6 +30,11 @@ def get_config(arg: str | None = None):
         "kind": "auto",
         "size": size,
         "flow_size": 48,     # keyframe_flow; paper: flow computed on the resized frames
+        # keyframe_flow: Dual TV-L1 (paper section 3.1) implementation, jax_tvl1 (on the accelerator,
+        # batched; mer_jax/features/tvl1_jax.py) or opencv_tvl1 (OpenCV's DualTVL1 on the host, clip by clip)
+        "flow": "jax_tvl1",
+        "batch_size": 64,    # keyframe_flow with jax_tvl1: frame pairs per device call (throughput only)
+        "tvl1": dataclasses.asdict(TVL1Params()),   # OpenCV's DualTVL1 defaults; no paper pins them
         "value_scale": 1 / 255,   # precomputed_flow: 0..255 image values -> [0, 1]
         "channel_order": "rgb",   # precomputed_flow: the file's (u, v, strain), the flow streams' order
         "cache_dir": ml_collections.config_dict.placeholder(str),  # default ~/.cache/mer_jax/features

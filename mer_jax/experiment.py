@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow"}
 # Fields every features config may hold besides those of the kind's own config dataclass.
 _FEATURE_COMMON = ("kind", "cache_dir")
-_FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "tvl1"), "precomputed_flow": ("size", "value_scale", "channel_order")}
+_FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1"),
+                   "precomputed_flow": ("size", "value_scale", "channel_order")}
 
 
 def feature_kind(config, corpus) -> str:
@@ -177,7 +178,7 @@ def _results_head(config, corpus, labels, result, excluded, plan, class_names) -
 
 # Fields that control how a run is carried out, not what it computes: a resumed run may change them.
 _RUN_CONTROL = (("train", "stop_after_epochs"), ("train", "progress"), ("features", "cache_dir"),
-                ("dataset", "data_dir"), ("dataset", "manual_dir"))
+                ("features", "batch_size"), ("dataset", "data_dir"), ("dataset", "manual_dir"))
 
 
 def _run_defining(config) -> dict:

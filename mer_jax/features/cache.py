@@ -1,7 +1,9 @@
 """On-disk cache of computed features, keyed by corpus, builder version and feature config.
 
 A cache entry is one `.npz` file holding every feature array plus the clip ids it was computed
-for, so a stale or reordered corpus is detected instead of silently reused.
+for, so a stale or reordered corpus is detected instead of silently reused. Its name hashes the
+corpus identity (name, builder version, content fingerprint: `Corpus.identity()`), the complete
+feature config and `FORMAT_VERSION`, so a change to any of them computes a new entry.
 """
 from __future__ import annotations
 
@@ -12,15 +14,32 @@ from pathlib import Path
 
 import numpy as np
 
+# Raise when a code change alters what cached features hold: every older entry is then recomputed.
+# 2: keyframe_flow's flow implementation (`flow`) joined the config; the JAX TV-L1 became the default.
+FORMAT_VERSION = 2
+
+_CORPUS_FIELDS = ("name", "version", "fingerprint")
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("MER_JAX_CACHE", Path.home() / ".cache" / "mer_jax")) / "features"
 
 
 def cache_key(corpus_id: dict, feature_config: dict) -> str:
-    """Stable hash of what the features depend on."""
-    blob = json.dumps({"corpus": corpus_id, "features": feature_config}, sort_keys=True, default=str)
+    """Stable hash of what the features depend on: the corpus identity (it must name the corpus, its
+    builder version and a content fingerprint), the feature config and the cache format version."""
+    missing = [f for f in _CORPUS_FIELDS if f not in corpus_id]
+    if missing:
+        raise ValueError(f"corpus identity {corpus_id} lacks {missing}; a feature cache key needs "
+                         f"{list(_CORPUS_FIELDS)} (Corpus.identity())")
+    blob = json.dumps({"format": FORMAT_VERSION, "corpus": corpus_id, "features": feature_config},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def entry_path(cache_dir: str | Path | None, key: str) -> Path:
+    """Where the entry with `key` lives: under `cache_dir`, or `default_cache_dir()` when None."""
+    return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{key}.npz"
 
 
 def load(path: Path, clips: list[str]) -> dict[str, np.ndarray] | None:

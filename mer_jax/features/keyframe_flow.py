@@ -2,36 +2,64 @@
 
 These are M3ENet's inputs (paper section 3.1: frames resized to H x W = 48 x 48, Dual TV-L1 flow
 between onset and apex, strain from the flow; section 3.2.1: onset, apex and offset frames).
-Computed once per corpus and feature config on the host (OpenCV TV-L1), then cached on disk.
+The key frames are decoded, turned grey and resized on the host; the flow is the JAX Dual TV-L1
+(`tvl1_jax.tvl1_flow_batch`) run on the default device in fixed-size batches, with the strain
+(`strain.optical_strain`) computed there too, or OpenCV's DualTVL1 on the host one clip at a time
+(`flow="opencv_tvl1"`). The JAX path takes the resized grey frames as float in [0, 1]; OpenCV's solver
+needs uint8, so its path rounds them (docs/deviations.md). Computed once per corpus and feature config,
+then cached on disk (`cache`).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mer_jax.features import cache
 from mer_jax.features.flow_tvl1 import TVL1Params, tvl1_flow
 from mer_jax.features.strain import optical_strain
+from mer_jax.features.tvl1_jax import tvl1_flow_batch
 
 log = logging.getLogger(__name__)
+
+FLOWS = ("jax_tvl1", "opencv_tvl1")
 
 
 @dataclasses.dataclass(frozen=True)
 class KeyframeFlowConfig:
     """size: side of every output map (paper: 48). flow_size: side the grey frames are resized to
     before the flow is computed (paper: the same 48; larger keeps more sub-pixel motion, and the
-    flow is then resized to `size` with its vectors scaled accordingly)."""
+    flow is then resized to `size` with its vectors scaled accordingly). flow: `jax_tvl1` (on the
+    device, batched) or `opencv_tvl1` (OpenCV on the host); both take `tvl1`. batch_size: pairs per
+    device call of the JAX TV-L1 (the last batch is padded, so one compiled shape serves a corpus);
+    each pair stops on its own, so it sets throughput and memory, not the flow (up to float round-off),
+    and is not part of the cache key (`cache_fields`)."""
     size: int = 48
     flow_size: int = 48
+    flow: str = "jax_tvl1"
+    batch_size: int = 64
     tvl1: TVL1Params = TVL1Params()
+
+    def __post_init__(self):
+        if self.flow not in FLOWS:
+            raise ValueError(f"features.flow must be one of {list(FLOWS)}, got {self.flow!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"features.batch_size must be at least 1, got {self.batch_size}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "KeyframeFlowConfig":
         d = dict(d)
         return cls(tvl1=TVL1Params(**d.pop("tvl1", {})), **d)
+
+    def cache_fields(self) -> dict:
+        """Every field the features depend on (all but `batch_size`), for the cache key."""
+        fields = dataclasses.asdict(self)
+        del fields["batch_size"]
+        return fields
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -41,17 +69,71 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-def _sample_maps(frames_rgb: np.ndarray, config: KeyframeFlowConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(flow [S, S, 2], grey key frames [S, S, 3]) of one clip's onset, apex, offset RGB frames."""
+def _grey_keyframes(corpus, i: int, config: KeyframeFlowConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(onset [F, F], apex [F, F]) at F = flow_size and (onset, apex, offset) [S, S, 3] at S = size of
+    clip i: grey float32 in [0, 1]."""
     import cv2
 
-    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0 for f in frames_rgb]
+    rgb = corpus.frames(i, (corpus.onset[i], corpus.apex[i], corpus.offset[i]))
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0 for f in rgb]
     onset, apex = (_resize(g, config.flow_size) for g in grey[:2])
-    flow = tvl1_flow(onset, apex, config.tvl1)
-    if config.flow_size != config.size:
-        flow = _resize(flow, config.size) * (config.size / config.flow_size)
-    keyframes = np.stack([_resize(g, config.size) for g in grey], axis=-1)
-    return flow, keyframes
+    return onset, apex, np.stack([_resize(g, config.size) for g in grey], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames="size")
+def _flow_maps(flow: jax.Array, size: int) -> jax.Array:
+    """u, v, strain [B, size, size, 3] from flow [B, F, F, 2] in pixels of F x F frames: resized
+    (linear, antialiased when shrinking) with its vectors scaled by size / F when F != size."""
+    batch, side = flow.shape[:2]
+    if side != size:
+        flow = jax.image.resize(flow, (batch, size, size, 2), "linear") * (size / side)
+    return jnp.concatenate([flow, optical_strain(flow)[..., None]], axis=-1)
+
+
+def _jax_tvl1_maps(corpus, config: KeyframeFlowConfig, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v, strain [N, S, S, 3], grey key frames [N, S, S, 3]) with the flow on the device.
+
+    Batches are padded with all-zero pairs (their flow converges at once) up to `batch_size`. Each
+    batch is dispatched before the previous one is fetched, so the host decodes the next clips while
+    the device computes; the progress bar counts fetched batches.
+    """
+    from tqdm.auto import tqdm
+
+    size, count = config.batch_size, len(corpus)
+    maps, keyframes, pending = [], [], None
+    with tqdm(total=-(-count // size), desc=f"JAX TV-L1 flow {corpus.name}", unit="batch",
+              disable=not progress) as bar:
+        for start in range(0, count, size):
+            clips = [_grey_keyframes(corpus, i, config) for i in range(start, min(start + size, count))]
+            onset, apex, grey = (np.stack(a) for a in zip(*clips))
+            pad = ((0, size - len(clips)), (0, 0), (0, 0))
+            running = _flow_maps(tvl1_flow_batch(np.pad(onset, pad), np.pad(apex, pad), config.tvl1), config.size)
+            keyframes.append(grey)
+            if pending is not None:
+                maps.append(np.asarray(pending))
+                bar.update()
+            pending = running
+        maps.append(np.asarray(pending))
+        bar.update()
+    return np.concatenate(maps)[:count], np.concatenate(keyframes)
+
+
+def _opencv_tvl1_maps(corpus, config: KeyframeFlowConfig, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v, strain [N, S, S, 3], grey key frames [N, S, S, 3]) with OpenCV's flow, clip by clip."""
+    from tqdm.auto import tqdm
+
+    flows, keyframes = [], []
+    for i in tqdm(range(len(corpus)), desc=f"OpenCV TV-L1 flow {corpus.name}", unit="clip",
+                  disable=not progress):
+        onset, apex, grey = _grey_keyframes(corpus, i, config)
+        flow = tvl1_flow(onset, apex, config.tvl1)
+        if config.flow_size != config.size:
+            flow = _resize(flow, config.size) * (config.size / config.flow_size)
+        flows.append(flow)
+        keyframes.append(grey)
+    flow = np.stack(flows).astype(np.float32)
+    strain = np.asarray(jax.jit(optical_strain)(flow))
+    return np.concatenate([flow, strain[..., None]], axis=-1), np.stack(keyframes)
 
 
 def compute_keyframe_flow(corpus, config: KeyframeFlowConfig, cache_dir=None,
@@ -59,27 +141,20 @@ def compute_keyframe_flow(corpus, config: KeyframeFlowConfig, cache_dir=None,
     """{'flow': [N, S, S, 3] (u, v, strain), 'frames': [N, S, S, 3] (onset, apex, offset grey)}.
 
     Flow is in pixels of the S x S maps; grey frames are in [0, 1]. Results are cached under
-    `cache_dir` (default `~/.cache/mer_jax/features`, or $MER_JAX_CACHE) keyed by corpus identity
-    and `config`.
+    `cache_dir` (default `~/.cache/mer_jax/features`, or $MER_JAX_CACHE) keyed by the corpus
+    identity (name, builder version, content fingerprint) and `config.cache_fields()`.
     """
-    from tqdm.auto import tqdm
-
-    key = cache.cache_key(corpus.identity(), {"kind": "keyframe_flow", **dataclasses.asdict(config)})
-    path = (cache.default_cache_dir() if cache_dir is None else cache.Path(cache_dir)) / f"{key}.npz"
+    if not len(corpus):
+        raise ValueError(f"{corpus.name}: no clips to compute key-frame flow for")
+    key = cache.cache_key(corpus.identity(), {"kind": "keyframe_flow", **config.cache_fields()})
+    path = cache.entry_path(cache_dir, key)
     clips = corpus.clip.tolist()
     cached = cache.load(path, clips)
     if cached is not None:
         log.info("features: loaded %s from cache %s", corpus.name, path)
         return cached
-    flows, keyframes = [], []
-    for i in tqdm(range(len(corpus)), desc=f"TV-L1 flow {corpus.name}", disable=not progress):
-        rgb = corpus.frames(i, (corpus.onset[i], corpus.apex[i], corpus.offset[i]))
-        flow, grey = _sample_maps(rgb, config)
-        flows.append(flow)
-        keyframes.append(grey)
-    flow = np.stack(flows).astype(np.float32)
-    strain = np.asarray(jax.jit(optical_strain)(flow))
-    arrays = {"flow": np.concatenate([flow, strain[..., None]], axis=-1),
-              "frames": np.stack(keyframes).astype(np.float32)}
+    compute = _jax_tvl1_maps if config.flow == "jax_tvl1" else _opencv_tvl1_maps
+    flow, frames = compute(corpus, config, progress)
+    arrays = {"flow": flow.astype(np.float32), "frames": frames.astype(np.float32)}
     cache.save(path, arrays, clips)
     return arrays
