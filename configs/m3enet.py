@@ -37,6 +37,9 @@ def get_config(arg: str | None = None):
         "tvl1": dataclasses.asdict(TVL1Params()),   # OpenCV's DualTVL1 defaults; no paper pins them
         "value_scale": 1 / 255,   # precomputed_flow: 0..255 image values -> [0, 1]
         "channel_order": "rgb",   # precomputed_flow: the file's (u, v, strain), the flow streams' order
+        # clips with no annotated apex (SMIC; some CASME II, SAMM, MMEW, CAS(ME)^2 rows): dc_rois spots it
+        # (DFR-Net section 3.1.1; mer_jax/features/apex_spotting.py), midpoint keeps the builder's midpoint
+        "missing_apex": "dc_rois",
         "cache_dir": ml_collections.config_dict.placeholder(str),  # default ~/.cache/mer_jax/features
     }
     config.augment = {"variants": 5, "flip": True, "max_rotation_deg": 8.0, "max_noise": 0.1}  # paper: 5 variants

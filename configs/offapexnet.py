@@ -26,6 +26,9 @@ def get_config(arg: str | None = None):
         "size": size,
         "channel_order": "rgb",   # the file's (u, v, strain): the network reads u and v as channels 0, 1
         "value_scale": 1 / 255,   # meb feeds min-max normalised flow in [0, 1]
+        # clips with no annotated apex (SMIC; some CASME II, SAMM, MMEW, CAS(ME)^2 rows): dc_rois spots it
+        # (DFR-Net section 3.1.1; mer_jax/features/apex_spotting.py), midpoint keeps the builder's midpoint
+        "missing_apex": "dc_rois",
         "cache_dir": ml_collections.config_dict.placeholder(str),
     }
     config.augment = {"variants": 1, "flip": False, "max_rotation_deg": 0.0, "max_noise": 0.0}  # meb: none

@@ -30,6 +30,9 @@ def get_config(arg: str | None = None):
         # (not normalised); the released weights expect exactly this input.
         "channel_order": "bgr",
         "value_scale": 1.0,
+        # clips with no annotated apex (SMIC; some CASME II, SAMM, MMEW, CAS(ME)^2 rows): dc_rois spots it
+        # (DFR-Net section 3.1.1; mer_jax/features/apex_spotting.py), midpoint keeps the builder's midpoint
+        "missing_apex": "dc_rois",
         "cache_dir": ml_collections.config_dict.placeholder(str),
     }
     config.augment = {"variants": 1, "flip": False, "max_rotation_deg": 0.0, "max_noise": 0.0}  # official: none

@@ -6,6 +6,7 @@ a notebook. It sits above the layers it wires together (data, features, models, 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from mer_jax.data import folds, taxonomy
 from mer_jax.data.corpus import load_corpus
 from mer_jax.evaluate import metrics, released_weights, report
+from mer_jax.features.apex_spotting import METHODS as APEX_METHODS, spot_corpus_apexes
 from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
 from mer_jax.features.precomputed_flow import PrecomputedFlowConfig, load_precomputed_flow
 from mer_jax.models import registry
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 # features.kind -> the corpus kind it reads (mer_jax.data.corpus.Corpus.kind); `auto` picks by corpus.
 FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow"}
 # Fields every features config may hold besides those of the kind's own config dataclass.
-_FEATURE_COMMON = ("kind", "cache_dir")
+_FEATURE_COMMON = ("kind", "cache_dir", "missing_apex")
 _FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1"),
                    "precomputed_flow": ("size", "value_scale", "channel_order")}
 
@@ -57,6 +59,18 @@ def _feature_fields(config, kind: str) -> dict:
     return {k: v for k, v in fields.items() if k in _FEATURE_FIELDS[kind]}
 
 
+def spot_missing_apexes(config, corpus):
+    """The corpus with an apex for every clip the builder found none annotated for (it stores the midpoint):
+    `features.missing_apex` = `dc_rois` spots it (mer_jax/features/apex_spotting.py), `midpoint` keeps it.
+    Flow corpora have no frames to spot on and are returned as they are."""
+    method = config.features.get("missing_apex", "midpoint")
+    if method not in APEX_METHODS:
+        raise ValueError(f"features.missing_apex must be one of {list(APEX_METHODS)}, got {method!r}")
+    if method == "midpoint" or corpus.kind != "frames":
+        return corpus
+    return dataclasses.replace(corpus, apex=spot_corpus_apexes(corpus, method, progress=config.train.progress))
+
+
 def load_inputs(config):
     """(corpus, labels, feature arrays, exclusion counts) for the config's corpus and label scheme."""
     dc = config.dataset
@@ -65,6 +79,7 @@ def load_inputs(config):
         options["image_size"] = dc.image_size
     corpus = load_corpus(dc.name, data_dir=dc.data_dir, manual_dir=dc.manual_dir, builder_options=options)
     kind = feature_kind(config, corpus)   # fails before any feature work on a mismatch
+    corpus = spot_missing_apexes(config, corpus)
     labels = corpus.labels(dc.label_scheme)
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
     if excluded:

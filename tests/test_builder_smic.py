@@ -234,3 +234,26 @@ def test_unreadable_and_empty_clips(tmp_path):
     reasons = {e["clip"]: e["reason"] for e in builder.info.metadata["excluded"]}
     assert "holds no images" in reasons["smic/s1/s1_ne_01"] and "cannot read image" in reasons["smic/s1/s1_po_01"]
     assert sum(s.num_examples for s in builder.info.splits.values()) == 2
+
+
+def test_missing_apexes_are_spotted_when_the_config_asks(tmp_path):
+    import ml_collections
+
+    from mer_jax import experiment
+    from mer_jax.features.apex_spotting import spot_corpus_apexes
+
+    write_smic(tmp_path / "manual")
+    # the fixture's 32 x 32 crops are too small for the spotting regions' 5 x 5 LBP blocks: build at 64
+    corpus = load_corpus("smic/hs", data_dir=str(tmp_path / "data"), manual_dir=str(tmp_path / "manual"),
+                         builder_options={"image_size": 64})
+    config = ml_collections.ConfigDict({"features": {"missing_apex": "dc_rois"}, "train": {"progress": False}})
+    spotted = experiment.spot_missing_apexes(config, corpus)
+    np.testing.assert_array_equal(spotted.apex, spot_corpus_apexes(corpus, "dc_rois", progress=False))
+    assert np.all((corpus.onset <= spotted.apex) & (spotted.apex <= corpus.offset))
+    assert (spotted.apex != corpus.apex).any()   # SMIC annotates no apex: every clip is spotted
+    assert spotted.identity()["fingerprint"] != corpus.identity()["fingerprint"]   # features are recomputed
+    config.features.missing_apex = "midpoint"
+    assert experiment.spot_missing_apexes(config, corpus) is corpus
+    config.features.missing_apex = "peak"
+    with pytest.raises(ValueError, match="missing_apex must be one of"):
+        experiment.spot_missing_apexes(config, corpus)
