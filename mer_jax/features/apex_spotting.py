@@ -85,6 +85,7 @@ class ApexSpottingConfig:
     search: str = "dc"               # "dc" (divide and conquer) | "argmax"
     subtract_floor: bool = True      # D&C: peak heights above the curve's minimum after the onset
     smooth: int = 3                  # odd moving-average window over the curve; 1 = none
+    frame_size: int = 128            # spot_corpus_apexes resizes frames to this square side first; 0 = as stored
 
     def __post_init__(self):
         if not self.rois:
@@ -101,6 +102,8 @@ class ApexSpottingConfig:
             raise ValueError(f"ApexSpottingConfig.blur must be >= 0, got {self.blur}")
         if self.search not in SEARCHES:
             raise ValueError(f"ApexSpottingConfig.search must be one of {SEARCHES}, got {self.search!r}")
+        if self.frame_size < 0:
+            raise ValueError(f"ApexSpottingConfig.frame_size must be >= 0, got {self.frame_size}")
         if self.smooth < 1 or self.smooth % 2 == 0:
             raise ValueError(f"ApexSpottingConfig.smooth must be an odd window >= 1, got {self.smooth}")
 
@@ -301,14 +304,23 @@ def missing_apex_clips(corpus) -> set[str]:
             if str(fix.get("fix", "")).startswith(MISSING_APEX_FIX)}
 
 
+def _resize(frames: np.ndarray, side: int) -> np.ndarray:
+    """Grey frames [T, H, W] resized to [T, side, side] (area when shrinking, linear when enlarging)."""
+    import cv2
+
+    interpolation = cv2.INTER_AREA if min(frames.shape[1:]) > side else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(frame, (side, side), interpolation=interpolation) for frame in frames])
+
+
 def spot_corpus_apexes(corpus, method: str = "dc_rois", config: ApexSpottingConfig = ApexSpottingConfig(),
                        which: str = "missing", bucket: int = 16, progress: bool = True) -> np.ndarray:
     """int32 [N] apex frame indices of a frame corpus (`mer_jax.data.corpus.Corpus`), like `corpus.apex`:
     the clips `which` picks are spotted on their onset..offset frames, the others keep their apex.
 
     which: "missing" (clips whose builder stored the midpoint for want of an annotated apex, see
-    `missing_apex_clips`) or "all". Clips are padded to a multiple of `bucket` frames so that a corpus
-    compiles `spot_apexes` for a few lengths only. Use it as `dataclasses.replace(corpus, apex=...)`."""
+    `missing_apex_clips`) or "all". Frames are resized to `config.frame_size` (so the regions' LBP blocks
+    have the same size in pixels whatever the corpus's resolution) and clips padded to a multiple of
+    `bucket` frames, so that a corpus compiles `spot_apexes` for a few lengths only. Use it as `dataclasses.replace(corpus, apex=...)`."""
     from tqdm.auto import tqdm
 
     if which not in ("missing", "all"):
@@ -324,6 +336,8 @@ def spot_corpus_apexes(corpus, method: str = "dc_rois", config: ApexSpottingConf
         onset, offset = int(corpus.onset[i]), int(corpus.offset[i])
         rgb = corpus.frames(i, range(onset, offset + 1)).astype(np.float32)
         grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601, as cv2's RGB2GRAY
+        if config.frame_size:
+            grey = _resize(grey, config.frame_size)
         try:
             check_frames(grey, method, config)
         except ValueError as error:
