@@ -87,7 +87,9 @@ def single_device(data_dir, tmp_path_factory):
     return probabilities(workdir)
 
 
-@pytest.mark.parametrize("fold_devices,data_devices,fold_chunk", [(2, 1, 0), (1, 2, 0), (2, 1, 3), (1, 1, 1)])
+# (2, 1, 3) shards folds and chunks them; (2, 1, 0), the same without chunks, only runs with `-m slow`
+@pytest.mark.parametrize("fold_devices,data_devices,fold_chunk",
+                         [pytest.param(2, 1, 0, marks=pytest.mark.slow), (1, 2, 0), (2, 1, 3), (1, 1, 1)])
 def test_sharded_and_chunked_runs_match_one_device(single_device, data_dir, tmp_path, fold_devices,
                                                    data_devices, fold_chunk):
     run(short_config(data_dir, fold_devices, data_devices, fold_chunk=fold_chunk), tmp_path)
