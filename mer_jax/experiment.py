@@ -19,7 +19,7 @@ from mer_jax.features.apex_spotting import METHODS as APEX_METHODS, spot_corpus_
 from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
 from mer_jax.features.precomputed_flow import PrecomputedFlowConfig, load_precomputed_flow
 from mer_jax.models import registry
-from mer_jax.train import checkpointing, trainer, writers
+from mer_jax.train import checkpointing, distributed, trainer, writers
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +218,12 @@ def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int) -
 
 
 def _write_predictions(workdir: Path, corpus, labels, test_probs, test_fold, plan, class_names) -> None:
-    """predictions.csv: one row per sample with its testing fold, label, prediction and probabilities."""
+    """predictions.csv: one row per sample with its testing fold, label, prediction and probabilities
+    (written by process 0 only)."""
     import pandas as pd
 
+    if not distributed.is_main_process():
+        return
     table = pd.DataFrame({"clip": corpus.clip, "subject": corpus.subject, "dataset": corpus.dataset,
                           "fold": [plan.names[f] for f in test_fold],
                           "label": [class_names[y] for y in labels],

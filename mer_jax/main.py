@@ -1,6 +1,9 @@
 """Command line entry: `python -m mer_jax.main --config configs/m3enet.py --workdir DIR`.
 
-`--config.train.num_epochs=10` and similar flags override any config field.
+`--config.train.num_epochs=10` and similar flags override any config field. Under SLURM (`srun`, more
+than one task), on a multi-host Cloud TPU slice (`--distributed=on`) or with explicit
+`--coordinator_address --num_processes --process_id`, every process runs this same command and
+jax.distributed joins them (mer_jax.train.distributed); see launch/.
 """
 from __future__ import annotations
 
@@ -13,6 +16,12 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant`.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the report.")
+_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+                                 "Start jax.distributed: auto = when SLURM, Cloud TPU worker or Open MPI "
+                                 "variables show several processes; on = always (Cloud TPU VM slices); off = never.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (explicit multi-process job).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job (explicit multi-process job).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0 .. num_processes-1 (explicit job).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -21,6 +30,9 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
+    from mer_jax.train import distributed
+
+    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     if not jax.config.jax_compilation_cache_dir:
         # Later runs of the same model and shapes skip XLA compilation.
         jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "mer_jax" / "jit"))
@@ -31,7 +43,7 @@ def main(argv) -> None:
         logging.set_verbosity(logging.WARNING)
         std_logging.getLogger("mer_jax").setLevel(std_logging.INFO)
     results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    if results is not None:
+    if results is not None and distributed.is_main_process():
         print(f"{results['model']} on {results['corpus']} ({results['protocol']['name']}, "
               f"{results['protocol']['num_folds']} folds, selection={results['selection']}): "
               f"UF1 {results['uf1']:.4f}  UAR {results['uar']:.4f}  accuracy {results['accuracy']:.4f}  "

@@ -14,6 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mer_jax.train import distributed
+
 REQUIRED_KEYS = ("uf1", "uar", "accuracy", "per_class", "per_dataset", "per_fold", "confusion_matrix", "protocol",
                  "selection", "config")
 HELD_OUT_CURVES = {"test_uf1": "test UF1 (pooled)", "test_uar": "test UAR (pooled)", "val_uf1": "val UF1"}
@@ -35,7 +37,7 @@ def write_report(workdir, results: dict, history: dict | None = None) -> dict[st
     `results` holds the output of `metrics.summarize` plus `protocol` (dict), `selection` (one of
     SELECTIONS) and `config` (plain dict); `model` and `corpus` are optional. `history` (optional) holds
     `epoch`, `train_loss`, `train_accuracy` and, aligned with `eval_epoch`, any of `test_uf1`, `test_uar`,
-    `val_uf1`.
+    `val_uf1`. Only process 0 of a multi-process job writes; the others validate and return {}.
     """
     missing = [k for k in REQUIRED_KEYS if k not in results]
     if missing:
@@ -44,6 +46,8 @@ def write_report(workdir, results: dict, history: dict | None = None) -> dict[st
         raise ValueError(f"results['selection'] must be one of {list(SELECTIONS)}, got {results['selection']!r}")
     if history is not None:
         _check_history(history)
+    if not distributed.is_main_process():
+        return {}
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     written = {}
