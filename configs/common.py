@@ -32,6 +32,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.train.stop_after_epochs = 0            # >0: checkpoint and stop after this many epochs (resume later)
     config.train.progress = True
     config.train.label_smoothing = 0.0
+    # float32 | bfloat16: the dtype the networks compute in; parameters, BatchNorm statistics, optimizer
+    # state, losses and metrics stay float32 (mer_jax/models/precision.py)
+    config.train.compute_dtype = "float32"
 
     config.init = ml_collections.ConfigDict()
     # A folder of released per-fold weights, one PyTorch state_dict per held-out subject named by the

@@ -4,6 +4,8 @@ Every fold has its own model, BatchNorm statistics, optimizer state, seeded batc
 from its training subjects) and loss weighting; `jax.jit(jax.vmap(step))` updates the folds of a
 chunk together, with folds sharded over the mesh axis 'fold' and each batch over 'data'.
 `fold_chunk` bounds memory: 1 trains the folds one after another through the same code.
+`compute_dtype` "bfloat16" runs the networks in bfloat16 with float32 parameters, BatchNorm
+statistics and optimizer state (models/precision.py).
 
 Model selection, applied per fold:
   last           the model after the last epoch (default; honest)
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from mer_jax.data.augment import AugmentConfig
 from mer_jax.data.folds import FoldPlan
+from mer_jax.models.precision import with_compute_dtype
 from mer_jax.train import losses, sampling, sharding
 from mer_jax.train.checkpointing import ChunkCheckpointer
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
@@ -107,6 +110,7 @@ class _Run:
         self.tx = _optimizer(tc, self.steps * tc.num_epochs)
         self.data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()}, sharding.replicated(self.mesh))
         self.aug_key = jax.random.key(config.seed + 1)
+        make_model = with_compute_dtype(make_model, tc.compute_dtype)
         graphdef = model_graphdef(make_model)
         self.init_fn = jax.jit(functools.partial(init_fold_states, make_model, self.tx),
                                out_shardings=sharding.fold_sharded(self.mesh))
