@@ -126,8 +126,10 @@ def train_and_evaluate(config, workdir) -> dict | None:
     if config.get("init") is not None and config.init.get("per_fold_weights"):
         return _evaluate_released_weights(config, workdir, corpus, labels, arrays, excluded, plan, class_names,
                                           make_model, input_keys)
-    checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
-                                                    "clips": corpus.clip.tolist()})
+    if distributed.is_main_process():
+        # One writer for run.json on the shared workdir; a mismatch stops process 0 and with it the job.
+        checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
+                                                        "clips": corpus.clip.tolist()})
     # Augmentation turns the (u, v) vectors of computed flow with the image; precomputed flow images hold
     # min-max normalised values, not signed vectors, so they are flipped and rotated as plain images.
     flow_keys = ("flow",) if feature_kind(config, corpus) == "keyframe_flow" else ()
