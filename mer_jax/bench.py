@@ -5,6 +5,12 @@ trains the same LOSO folds twice, with fold_chunk = all folds (vmapped together)
 (one after another, the same code path), and prints both wall times and their ratio (last line).
 Features are computed (or read from the cache) before timing; compile time is included in both.
 
+  python -m mer_jax.bench models [--write_docs]
+prints, for every network in the model registry (built as its config `configs/<name>.py` builds it, 3 classes):
+parameters and per-sample inference FLOPs next to the paper's figures, eval-mode batch-1 latency on the
+default device, and training samples/s of the real train step (AdamW, batch `train.batch_size` of the config,
+no augmentation); with --write_docs it replaces the table in docs/benchmarks.md.
+
   python -m mer_jax.bench tvl1 [--sizes=48,128,256 --batches=1,64]
 times the JAX Dual TV-L1 (jitted, batched; compilation excluded) and OpenCV's DualTVL1 (one pair after
 another on the host) on pairs with known flow, prints pairs/s and mean endpoint errors of both per size and
@@ -21,6 +27,7 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant` (loso).")
 _SIZES = flags.DEFINE_list("sizes", ["48", "128", "256"], "Frame sides for tvl1.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "64"], "Batch sizes for tvl1.")
+_WRITE_DOCS = flags.DEFINE_bool("write_docs", False, "models: write the table into docs/benchmarks.md.")
 _PAIRS_PER_STEP = flags.DEFINE_integer("pairs_per_step", None, "tvl1: pairs the JAX TV-L1 iterates together "
                                        "(default: 1 on CPU, the whole batch on an accelerator).")
 
@@ -91,11 +98,116 @@ def bench_tvl1(sizes: list[int], batches: list[int], pairs_per_step: int | None 
           else "ratio JAX/OpenCV at 128x128 batch 64: not measured (add 128 to --sizes and 64 to --batches)")
 
 
+def _median_seconds(run, repeats: int) -> float:
+    """Median wall time of `run()` (which blocks until done) over `repeats` calls, after one warm-up call."""
+    import numpy as np
+
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _model_row(name: str) -> dict:
+    """Figures of one registered network, built as configs/<name>.py builds it, for 3 classes."""
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from mer_jax.data.augment import AugmentConfig
+    from mer_jax.models import complexity, registry
+    from mer_jax.models.paper_figures import PAPER_FIGURES
+    from mer_jax.train import state as train_state
+    from mer_jax.train import trainer
+    from mer_jax.train.step import train_step
+
+    config = importlib.import_module(f"configs.{name}").get_config()
+    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    size, batch = config.model.input_size, config.train.batch_size
+    make_model = lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs)
+    keys = registry.model_inputs(name, **kwargs)
+    model = make_model(nnx.Rngs(0))
+    one = {k: jax.random.uniform(jax.random.key(i), (1, size, size, 3)) for i, k in enumerate(keys)}
+    graphdef, stats = nnx.split(model)
+    forward = jax.jit(lambda state, inputs: nnx.merge(graphdef, state)(inputs, train=False))
+    latency = _median_seconds(lambda: forward(stats, one).block_until_ready(), 50)
+
+    tx = trainer._optimizer(config.train, 1000)
+    fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))
+    data = {k: jax.random.uniform(jax.random.key(i), (batch, size, size, 3)) for i, k in enumerate(keys)}
+    data["label"] = jnp.arange(batch) % 3
+    step = jax.jit(lambda s: train_step(s, data, jnp.arange(batch), jnp.zeros(batch, jnp.int32), jnp.ones(3),
+                                        jax.random.key(1), graphdef=train_state.model_graphdef(make_model), tx=tx,
+                                        loss_fn=trainer._loss_fn(config.train), input_keys=keys, flow_keys=(),
+                                        augment=AugmentConfig(variants=1))[0])
+    holder = [fold_state]
+
+    def train_once():
+        holder[0] = step(holder[0])
+        jax.block_until_ready(holder[0])
+
+    step_seconds = _median_seconds(train_once, 10)
+    paper = PAPER_FIGURES.get(name)
+    return {"name": name, "params": complexity.count_params(model), "flops": complexity.flops_per_sample(model, one),
+            "paper": paper, "latency_ms": latency * 1e3, "train_samples_per_s": batch / step_seconds,
+            "batch": batch, "input": f"{size}x{size}"}
+
+
+def _models_table(rows: list[dict], device: str) -> str:
+    figure = lambda x, unit: "-" if x is None else f"{x / unit:.3g}"
+    lines = [f"Device: {device}. FLOPs: XLA's count of the lowered eval-mode call at batch 1 "
+             "(mer_jax/models/complexity.py); latency: median of 50 jitted batch-1 calls; training: median of "
+             "10 jitted train steps (AdamW, no augmentation).", "",
+             "| network | input | params (M) | paper params (M) | FLOPs (M) | paper FLOPs (M) | paper source | "
+             "batch-1 latency (ms) | train samples/s (batch) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        paper = r["paper"]
+        lines.append(f"| {r['name']} | {r['input']} | {r['params'] / 1e6:.4g} | {figure(paper and paper.params, 1e6)} | "
+                     f"{r['flops'] / 1e6:.4g} | {figure(paper and paper.flops, 1e6)} | {paper.source if paper else '-'} | "
+                     f"{r['latency_ms']:.2f} | {r['train_samples_per_s']:.0f} ({r['batch']}) |")
+    return "\n".join(lines)
+
+
+_MODELS_BEGIN, _MODELS_END = "<!-- bench models: begin -->", "<!-- bench models: end -->"
+
+
+def bench_models(write_docs: bool) -> None:
+    import jax
+
+    from mer_jax.models import registry
+
+    device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
+    table = _models_table([_model_row(name) for name in sorted(registry.MODELS)], device)
+    print(table)
+    if write_docs:
+        from pathlib import Path
+
+        path = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+        text = path.read_text()
+        if _MODELS_BEGIN in text:
+            head, rest = text.split(_MODELS_BEGIN)
+            text = head + _MODELS_BEGIN + "\n" + table + "\n" + _MODELS_END + rest.split(_MODELS_END, 1)[1]
+        else:
+            text += (f"\n## Networks (`python -m mer_jax.bench models --write_docs`)\n\n{_MODELS_BEGIN}\n{table}\n"
+                     f"{_MODELS_END}\n")
+        path.write_text(text)
+        print(f"written to {path}")
+
+
 def main(argv) -> None:
-    usage = "usage: python -m mer_jax.bench loso --config CONFIG | python -m mer_jax.bench tvl1 [--sizes ...]"
-    if len(argv) != 2 or argv[1] not in {"loso", "tvl1"}:
+    usage = ("usage: python -m mer_jax.bench loso --config CONFIG | python -m mer_jax.bench models [--write_docs] | "
+             "python -m mer_jax.bench tvl1 [--sizes ...]")
+    if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1"}:
         raise app.UsageError(usage)
-    if argv[1] == "tvl1":
+    if argv[1] == "models":
+        bench_models(_WRITE_DOCS.value)
+    elif argv[1] == "tvl1":
         bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
     elif _CONFIG.value is None:
         raise app.UsageError("loso needs --config")
