@@ -111,7 +111,7 @@ def _median_seconds(run, repeats: int) -> float:
     return float(np.median(times))
 
 
-def _model_row(name: str) -> dict:
+def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) -> dict:
     """Figures of one registered network, built as configs/<name>.py builds it, for 3 classes."""
     import importlib
 
@@ -135,7 +135,7 @@ def _model_row(name: str) -> dict:
     one = {k: jax.random.uniform(jax.random.key(i), (1, size, size, 3)) for i, k in enumerate(keys)}
     graphdef, stats = nnx.split(model)
     forward = jax.jit(lambda state, inputs: nnx.merge(graphdef, state)(inputs, train=False))
-    latency = _median_seconds(lambda: forward(stats, one).block_until_ready(), 50)
+    latency = _median_seconds(lambda: forward(stats, one).block_until_ready(), latency_repeats)
 
     tx = trainer._optimizer(config.train, 1000)
     fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))
@@ -151,7 +151,7 @@ def _model_row(name: str) -> dict:
         holder[0] = step(holder[0])
         jax.block_until_ready(holder[0])
 
-    step_seconds = _median_seconds(train_once, 10)
+    step_seconds = _median_seconds(train_once, train_repeats)
     paper = PAPER_FIGURES.get(name)
     return {"name": name, "params": complexity.count_params(model), "flops": complexity.flops_per_sample(model, one),
             "paper": paper, "latency_ms": latency * 1e3, "train_samples_per_s": batch / step_seconds,
