@@ -99,3 +99,13 @@ def initialize(mode: str = "auto", coordinator_address: str | None = None, num_p
 def is_main_process() -> bool:
     """True on process 0, the only process that writes metrics, results.json, results.md and plots."""
     return jax.process_index() == 0
+
+
+def to_host(tree):
+    """Numpy copies of the (global) arrays in `tree`, on every process. With several processes each one
+    holds only its own shards, so the arrays are all-gathered first."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)

@@ -36,6 +36,7 @@ from mer_jax.data.folds import FoldPlan
 from mer_jax.models.precision import with_compute_dtype
 from mer_jax.train import losses, sampling, sharding
 from mer_jax.train.checkpointing import ChunkCheckpointer
+from mer_jax.train.distributed import to_host
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
 from mer_jax.train.step import fold_parallel, predict, train_step
 
@@ -147,8 +148,8 @@ class _Run:
         parts = []
         for start in range(0, ids.shape[1], width):
             block = ids[:, start:start + width]
-            parts.append(np.asarray(self.predict_fn(model_state["params"], model_state["batch_stats"], self.data,
-                                                    self.put_folds(block))))
+            parts.append(np.asarray(to_host(self.predict_fn(model_state["params"], model_state["batch_stats"],
+                                                            self.data, self.put_folds(block)))))
         probs = np.concatenate(parts, axis=1)
         return [probs[f][valid[f]] for f in range(len(masks))]
 
@@ -187,7 +188,7 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
             state["train"], metrics = run.step_fn(state["train"], run.data, run.put_folds(ids[:, s], batch=True),
                                                   run.put_folds(variants[:, s], batch=True), alpha, run.aug_key)
             totals = metrics if totals is None else totals.merge(metrics)
-        computed = jax.device_get(jax.vmap(lambda m: m.compute())(totals))
+        computed = to_host(jax.vmap(lambda m: m.compute())(totals))
         loss, acc = np.asarray(computed["loss"])[:real], np.asarray(computed["accuracy"])[:real]
         if not np.all(np.isfinite(loss)):
             raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1} in folds "
