@@ -1,6 +1,6 @@
 """Benchmarks that print figures measured in one process.
 
-  python -m mer_jax.bench loso --config configs/m3enet.py:smoke
+  python -m mer_jax.bench loso --net m3enet          (configs/<net>.py, default variant; or --config FILE[:variant])
 trains the same LOSO folds twice, with fold_chunk = all folds (vmapped together) and fold_chunk = 1
 (one after another, the same code path), and prints both wall times and their ratio (last line).
 Features are computed (or read from the cache) before timing; compile time is included in both.
@@ -25,6 +25,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant` (loso).")
+_NET = flags.DEFINE_string("net", None, "loso: the network whose configs/<net>.py (default variant) to time; "
+                           "one of the model registry's names.")
 _SIZES = flags.DEFINE_list("sizes", ["48", "128", "256"], "Frame sides for tvl1.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "64"], "Batch sizes for tvl1.")
 _WRITE_DOCS = flags.DEFINE_bool("write_docs", False, "models: write the table into docs/benchmarks.md.")
@@ -42,6 +44,17 @@ def _time_loso(config, fold_chunk: int) -> float:
         start = time.perf_counter()
         experiment.train_and_evaluate(config, workdir)
         return time.perf_counter() - start
+
+
+def _net_config(name: str):
+    """The default config of network `name` (configs/<name>.py)."""
+    import importlib
+
+    from mer_jax.models import registry
+
+    if name not in registry.MODELS:
+        raise app.UsageError(f"--net must be one of {sorted(registry.MODELS)}, got {name!r}")
+    return importlib.import_module(f"configs.{name}").get_config()
 
 
 def bench_loso(config) -> None:
@@ -201,7 +214,7 @@ def bench_models(write_docs: bool) -> None:
 
 
 def main(argv) -> None:
-    usage = ("usage: python -m mer_jax.bench loso --config CONFIG | python -m mer_jax.bench models [--write_docs] | "
+    usage = ("usage: python -m mer_jax.bench loso --net NET | --config CONFIG | python -m mer_jax.bench models [--write_docs] | "
              "python -m mer_jax.bench tvl1 [--sizes ...]")
     if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1"}:
         raise app.UsageError(usage)
@@ -209,10 +222,10 @@ def main(argv) -> None:
         bench_models(_WRITE_DOCS.value)
     elif argv[1] == "tvl1":
         bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
-    elif _CONFIG.value is None:
-        raise app.UsageError("loso needs --config")
+    elif (_CONFIG.value is None) == (_NET.value is None):
+        raise app.UsageError("loso needs exactly one of --net and --config")
     else:
-        bench_loso(_CONFIG.value)
+        bench_loso(_CONFIG.value if _NET.value is None else _net_config(_NET.value))
 
 
 if __name__ == "__main__":
