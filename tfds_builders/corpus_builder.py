@@ -135,7 +135,7 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     def read_records(self, manual_dir: Path) -> tuple[list[ClipRecord], list[dict]]:
         """The corpus's clip records and its exclusions ({'clip', 'where', 'reason'}), quirks fixed.
         A reader may add entries of its own to `self.info.metadata` (e.g. rows that are not samples)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement read_records (FrameCorpusBuilder subclass)")
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(features=schema.features(), metadata=tfds.core.MetadataDict())
@@ -200,7 +200,7 @@ class FrameCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         apex = record.apex
         if apex is None:
             apex = (onset + offset) // 2
-            record.fixes.append(f"no apex annotated: apex = (onset + offset) // 2 = {apex}")
+            record.fixes.append(f"{schema.MISSING_APEX_FIX}: apex = (onset + offset) // 2 = {apex}")
         if not onset <= apex <= offset:
             raise ArchiveError(f"{self.name}: {where}: onset {onset}, apex {apex}, offset {offset} are "
                                f"not in order (expected onset <= apex <= offset)")

@@ -28,6 +28,10 @@ import numpy as np
 
 from mer_jax.data import taxonomy
 
+# How the `info.metadata['fixes']` entry of a clip begins when its corpus annotates no apex and the builder
+# stored (onset + offset) // 2; apex spotting finds those clips by it (mer_jax/features/apex_spotting.py).
+MISSING_APEX_FIX = "no apex annotated"
+
 FIELDS = ("frames", "onset", "apex", "offset", "subject", "dataset", "clip", "emotion",
           "label_3class", "aus", "fps")
 FLOW_FIELDS = ("flow",) + FIELDS[1:]

@@ -42,12 +42,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax.data.schema import MISSING_APEX_FIX
+
 log = logging.getLogger(__name__)
 
 METHODS = ("dc_rois", "midpoint")
 SEARCHES = ("dc", "argmax")
-# How a corpus builder's fix begins when it stored the midpoint for a clip without an annotated apex.
-MISSING_APEX_FIX = "no apex annotated"
 
 
 @dataclasses.dataclass(frozen=True)
