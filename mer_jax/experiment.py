@@ -79,13 +79,13 @@ def load_inputs(config):
         options["image_size"] = dc.image_size
     corpus = load_corpus(dc.name, data_dir=dc.data_dir, manual_dir=dc.manual_dir, builder_options=options)
     kind = feature_kind(config, corpus)   # fails before any feature work on a mismatch
-    corpus = spot_missing_apexes(config, corpus)
     labels = corpus.labels(dc.label_scheme)
     excluded = dict(collections.Counter(corpus.emotion[labels < 0].tolist()))
     if excluded:
         log.info("label scheme %s excludes %d samples by emotion: %s", dc.label_scheme,
                  int((labels < 0).sum()), excluded)
     corpus, labels = corpus.subset(labels >= 0), labels[labels >= 0]
+    corpus = spot_missing_apexes(config, corpus)   # only the clips this run uses
     if dc.shuffle_labels:
         labels = np.random.default_rng(config.seed).permutation(labels)
     if kind == "precomputed_flow":
