@@ -146,9 +146,9 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     keys = registry.model_inputs(name, **kwargs)
     model = make_model(nnx.Rngs(0))
     one = {k: jax.random.uniform(jax.random.key(i), (1, size, size, 3)) for i, k in enumerate(keys)}
-    graphdef, stats = nnx.split(model)
+    graphdef, model_state = nnx.split(model)
     forward = jax.jit(lambda state, inputs: nnx.merge(graphdef, state)(inputs, train=False))
-    latency = _median_seconds(lambda: forward(stats, one).block_until_ready(), latency_repeats)
+    latency = _median_seconds(lambda: forward(model_state, one).block_until_ready(), latency_repeats)
 
     tx = trainer._optimizer(config.train, 1000)
     fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))

@@ -82,7 +82,8 @@ class FixtureExampleDir:
 
     @staticmethod
     def write_fixture(folder: str) -> None:
-        raise NotImplementedError
+        raise NotImplementedError("a FixtureExampleDir test case defines write_fixture with its corpus's fixture "
+                                  "writer (mer_jax/data/synthetic/archives/)")
 
     @classmethod
     def setUpClass(cls):
