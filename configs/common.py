@@ -23,7 +23,13 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.mesh.data_devices = 1
 
     config.train = ml_collections.ConfigDict()
-    config.train.fold_chunk = 0                   # folds trained at once; 0 = all, 1 = one after another
+    # Folds trained at once: 0 = all, 1 = one after another, 'auto' = as many as the devices' memory holds
+    # (train/fold_memory.py), with at most memory_fraction of the free memory in use
+    config.train.fold_chunk = ml_collections.config_dict.FieldReference(0, field_type=object)
+    config.train.memory_fraction = 0.8
+    # How vmapped folds run convolutions: auto (loop on CPU, grouped elsewhere) | loop | grouped
+    # (mer_jax/models/fold_conv.py)
+    config.train.fold_conv = "auto"
     config.train.selection = "last"               # last | val | test_selected (flagged, leaks test labels)
     config.train.num_val_subjects = 1             # for selection = val, drawn from each fold's training subjects
     config.train.eval_every_epochs = 5

@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from mer_jax.models import fold_conv
+
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Conv2d and Linear weights.
 _TORCH_KERNEL_INIT = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -21,9 +23,11 @@ def _torch_bias(layer: nnx.Conv | nnx.Linear, fan_in: int, rngs: nnx.Rngs) -> No
 
 def conv(in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
          rngs: nnx.Rngs) -> nnx.Conv:
-    """Square convolution with bias, explicit symmetric padding (as PyTorch's `padding=`)."""
+    """Square convolution with bias, explicit symmetric padding (as PyTorch's `padding=`); batched over
+    folds as `train.fold_conv` says (fold_conv.py)."""
     layer = nnx.Conv(in_features, out_features, (kernel, kernel), strides=stride,
-                     padding=((padding, padding), (padding, padding)), kernel_init=_TORCH_KERNEL_INIT, rngs=rngs)
+                     padding=((padding, padding), (padding, padding)), kernel_init=_TORCH_KERNEL_INIT,
+                     conv_general_dilated=fold_conv.conv_general_dilated, rngs=rngs)
     _torch_bias(layer, kernel * kernel * in_features, rngs)
     return layer
 

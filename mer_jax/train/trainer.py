@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 
 from mer_jax.data.augment import AugmentConfig
 from mer_jax.data.folds import FoldPlan
+from mer_jax.models import fold_conv
 from mer_jax.models.precision import with_compute_dtype
-from mer_jax.train import losses, sampling, sharding
+from mer_jax.train import fold_memory, losses, sampling, sharding
 from mer_jax.train.checkpointing import ChunkCheckpointer
 from mer_jax.train.distributed import to_host
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
@@ -78,6 +79,18 @@ def _loss_fn(cfg) -> Callable:
     raise ValueError(f"train.loss must be 'focal' or 'cross_entropy', got {cfg.loss!r}")
 
 
+def _check_fold_chunk(fold_chunk) -> None:
+    if fold_chunk == "auto" or (isinstance(fold_chunk, int) and not isinstance(fold_chunk, bool) and fold_chunk >= 0):
+        return
+    raise ValueError(f"train.fold_chunk must be 'auto' (sized from device memory), 0 (all folds at once) or a "
+                     f"positive number of folds, got {fold_chunk!r}")
+
+
+def _one_fold_keys() -> jax.ShapeDtypeStruct:
+    """Shape and dtype of one fold's PRNG keys (as `fold_keys` makes them)."""
+    return jax.ShapeDtypeStruct((1,), jax.eval_shape(lambda: jax.random.key(0)).dtype)
+
+
 def _where_folds(mask, new, old):
     """Per fold (leading axis), `new` where mask else `old`."""
     return jax.tree.map(lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
@@ -101,11 +114,7 @@ class _Run:
         fold_dev = self.mesh.shape["fold"]
         if tc.batch_size % self.mesh.shape["data"]:
             raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of mesh.data_devices")
-        if tc.fold_chunk < 0:
-            raise ValueError(f"train.fold_chunk must be 0 (all folds at once) or positive, got {tc.fold_chunk}")
-        chunk = plan.num_folds if tc.fold_chunk == 0 else min(tc.fold_chunk, plan.num_folds)
-        self.chunk_size = math.ceil(chunk / fold_dev) * fold_dev   # padded to the fold devices
-        self.chunks = [list(range(s, min(s + chunk, plan.num_folds))) for s in range(0, plan.num_folds, chunk)]
+        _check_fold_chunk(tc.fold_chunk)
         self.augment = AugmentConfig(**config.augment)
         self.steps = sampling.steps_per_epoch(plan.train, self.augment.variants, tc.batch_size)
         self.tx = _optimizer(tc, self.steps * tc.num_epochs)
@@ -113,14 +122,50 @@ class _Run:
         self.aug_key = jax.random.key(config.seed + 1)
         make_model = with_compute_dtype(make_model, tc.compute_dtype)
         graphdef = model_graphdef(make_model)
-        self.init_fn = jax.jit(functools.partial(init_fold_states, make_model, self.tx),
-                               out_shardings=sharding.fold_sharded(self.mesh))
+        init = functools.partial(init_fold_states, make_model, self.tx)
+        # One fold's state as shapes (nothing allocated): every leaf gets an explicit fold sharding.
+        self.fold_state = jax.eval_shape(init, _one_fold_keys())
+        self.state_shardings = jax.tree.map(lambda _: sharding.fold_sharded(self.mesh), self.fold_state)
+        self.init_fn = jax.jit(init, out_shardings=self.state_shardings)
         self.init_compiled = None
         self.step_fn = jax.jit(fold_parallel(train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc),
                                              input_keys=tuple(input_keys), flow_keys=tuple(flow_keys),
                                              augment=self.augment), donate_argnums=0)
         self.predict_fn = jax.jit(fold_parallel(predict, graphdef=graphdef, input_keys=tuple(input_keys)))
         self.epochs_this_process = 0
+        chunk = self._folds_per_chunk(fold_dev)
+        self.chunk_size = math.ceil(chunk / fold_dev) * fold_dev   # padded to the fold devices
+        self.chunks = [list(range(s, min(s + chunk, plan.num_folds))) for s in range(0, plan.num_folds, chunk)]
+
+    def _folds_per_chunk(self, fold_dev: int) -> int:
+        num_folds, fold_chunk = self.plan.num_folds, self.tc.fold_chunk
+        if fold_chunk != "auto":
+            return num_folds if fold_chunk == 0 else min(fold_chunk, num_folds)
+        per_device = fold_memory.agreed_folds_per_device(self._fold_memory(fold_dev), self.tc.memory_fraction)
+        if per_device < 1:
+            raise MemoryError(f"train.fold_chunk='auto': one fold of {self.config.model.name} does not fit the "
+                              f"memory of a device at train.batch_size={self.tc.batch_size} "
+                              f"(train.memory_fraction={self.tc.memory_fraction}); lower the batch size or "
+                              "use more data devices")
+        return min(per_device * fold_dev, num_folds)
+
+    def _fold_memory(self, fold_dev: int) -> fold_memory.FoldMemory:
+        """Memory estimate from the train and predict steps compiled for one fold per fold device."""
+        state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct((fold_dev,) + s.shape[1:], s.dtype, sharding=sh),
+                             self.fold_state, self.state_shardings)
+        folds, batch = sharding.fold_sharded(self.mesh), sharding.fold_batch_sharded(self.mesh)
+        ids = jax.ShapeDtypeStruct((fold_dev, self.tc.batch_size), jnp.int32, sharding=batch)
+        alpha = jax.ShapeDtypeStruct((fold_dev, self.num_classes), jnp.float32, sharding=folds)
+        eval_ids = jax.ShapeDtypeStruct((fold_dev, self.tc.eval_batch_size), jnp.int32, sharding=folds)
+        with fold_conv.strategy(self.tc.fold_conv):
+            train = self.step_fn.lower(state, self.data, ids, ids, alpha, self.aug_key).compile()
+            predict = self.predict_fn.lower(state["params"], state["batch_stats"], self.data, eval_ids).compile()
+        kept = fold_memory.tree_bytes(self.fold_state)
+        if self.tc.selection != "last":   # the selected model's copy
+            kept += fold_memory.tree_bytes({k: self.fold_state[k] for k in ("params", "batch_stats")})
+        local = [d for d in self.mesh.devices.flat if d.process_index == jax.process_index()]
+        return fold_memory.estimate(train_compiled=train, predict_compiled=predict, fold_state_bytes=kept,
+                                    shared_bytes=fold_memory.tree_bytes(self.data), devices=local)
 
     def put_folds(self, x, batch: bool = False):
         spec = sharding.fold_batch_sharded(self.mesh) if batch else sharding.fold_sharded(self.mesh)
@@ -254,7 +299,7 @@ def train_folds(*, config, workdir, data: dict, plan: FoldPlan, make_model: Call
     log.info("training %d folds in %d chunk(s) of %d on mesh %s, %d steps/epoch",
                  plan.num_folds, len(run.chunks), run.chunk_size, dict(run.mesh.shape), run.steps)
     metas = []
-    with jax.set_mesh(run.mesh):
+    with jax.set_mesh(run.mesh), fold_conv.strategy(config.train.fold_conv):
         for c, fold_ids in enumerate(run.chunks):
             meta, interrupted = _train_chunk(run, c, fold_ids)
             metas.append(meta)
