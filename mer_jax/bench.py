@@ -2,7 +2,8 @@
 
   python -m mer_jax.bench loso --net m3enet          (configs/<net>.py, default variant; or --config FILE[:variant])
 trains the same LOSO folds twice, with fold_chunk = all folds (vmapped together) and fold_chunk = 1
-(one after another, the same code path), and prints both wall times and their ratio (last line).
+(one after another, the same code path), and prints both wall and process CPU times and their ratios
+(wall last; on a shared machine the CPU-time ratio is the steadier figure).
 Features are computed (or read from the cache) before timing; compile time is included in both.
 
   python -m mer_jax.bench models [--write_docs]
@@ -34,16 +35,17 @@ _PAIRS_PER_STEP = flags.DEFINE_integer("pairs_per_step", None, "tvl1: pairs the 
                                        "(default: 1 on CPU, the whole batch on an accelerator).")
 
 
-def _time_loso(config, fold_chunk: int) -> float:
+def _time_loso(config, fold_chunk: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one full LOSO run."""
     from mer_jax import experiment
 
     config = config.copy_and_resolve_references()
     config.train.fold_chunk = fold_chunk
     config.train.progress = False
     with tempfile.TemporaryDirectory() as workdir:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         experiment.train_and_evaluate(config, workdir)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _net_config(name: str):
@@ -58,16 +60,20 @@ def _net_config(name: str):
 
 
 def bench_loso(config) -> None:
+    import jax
+
     from mer_jax import experiment
 
     corpus = experiment.load_inputs(config)[0]   # builds the corpus and caches features before timing
     num_folds = experiment.make_plan(config, corpus).num_folds
-    together = _time_loso(config, 0)
-    sequential = _time_loso(config, 1)
-    print(f"folds: {num_folds}, epochs: {config.train.num_epochs}, corpus: {config.dataset.name}")
-    print(f"fold_chunk=all ({num_folds} folds vmapped): {together:.1f} s")
-    print(f"fold_chunk=1 (one fold at a time): {sequential:.1f} s")
-    print(f"ratio sequential/all: {sequential / together:.2f}")
+    together, together_cpu = _time_loso(config, 0)
+    sequential, sequential_cpu = _time_loso(config, 1)
+    print(f"folds: {num_folds}, epochs: {config.train.num_epochs}, corpus: {config.dataset.name}, "
+          f"device: {jax.devices()[0].device_kind} x {jax.device_count()}, fold_conv: {config.train.fold_conv}")
+    print(f"fold_chunk=all ({num_folds} folds vmapped): {together:.1f} s wall, {together_cpu:.1f} s CPU")
+    print(f"fold_chunk=1 (one fold at a time): {sequential:.1f} s wall, {sequential_cpu:.1f} s CPU")
+    print(f"ratio sequential/all (CPU time): {sequential_cpu / together_cpu:.2f}")
+    print(f"ratio sequential/all (wall): {sequential / together:.2f}")
 
 
 def _pairs_per_second(run, num_pairs: int, min_seconds: float = 1.0) -> float:
