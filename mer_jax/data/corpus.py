@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from mer_jax.data import taxonomy
+from mer_jax.data import file_lock, taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +151,25 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
     import tensorflow_datasets as tfds
 
     _register_builders()
-    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-    if builder_options:
-        config = _custom_config(builder.builder_config, builder_options, name)
-        builder = tfds.builder(builder.name, config=config, data_dir=data_dir, file_format="array_record")
+
+    def make_builder():
+        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+        if builder_options:
+            config = _custom_config(builder.builder_config, builder_options, name)
+            builder = tfds.builder(builder.name, config=config, data_dir=data_dir, file_format="array_record")
+        return builder
+
+    builder = make_builder()
     if builder.builder_config is not None:  # `casme2` -> `casme2/cropped`: say which config was read
         name = f"{builder.name}/{builder.builder_config.name}"
     if not builder.is_prepared():
-        log.info("building %s into %s", name, builder.data_dir)
-        builder.download_and_prepare(
-            file_format="array_record",
-            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        with file_lock.exclusive(builder.data_dir, f"building {name}"):
+            builder = make_builder()   # another process may have built it while this one waited
+            if not builder.is_prepared():
+                log.info("building %s into %s", name, builder.data_dir)
+                builder.download_and_prepare(
+                    file_format="array_record",
+                    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     features = builder.info.features
     pixels = "frames" if "frames" in features else "flow" if "flow" in features else None
     if pixels is None:

@@ -55,8 +55,9 @@ def load(path: Path, clips: list[str]) -> dict[str, np.ndarray] | None:
 
 
 def save(path: Path, arrays: dict[str, np.ndarray], clips: list[str]) -> None:
-    """Write atomically (temporary file, then rename) so a killed run leaves no partial entry."""
+    """Write atomically (a temporary file of this process, then rename) so a killed run leaves no partial
+    entry and two processes never write into the same file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, __clips__=np.asarray(clips), **arrays)
     os.replace(tmp, path)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax.data import file_lock
 from mer_jax.features import cache
 from mer_jax.features.flow_tvl1 import TVL1Params, tvl1_flow
 from mer_jax.features.strain import optical_strain
@@ -149,12 +150,13 @@ def compute_keyframe_flow(corpus, config: KeyframeFlowConfig, cache_dir=None,
     key = cache.cache_key(corpus.identity(), {"kind": "keyframe_flow", **config.cache_fields()})
     path = cache.entry_path(cache_dir, key)
     clips = corpus.clip.tolist()
-    cached = cache.load(path, clips)
-    if cached is not None:
-        log.info("features: loaded %s from cache %s", corpus.name, path)
-        return cached
-    compute = _jax_tvl1_maps if config.flow == "jax_tvl1" else _opencv_tvl1_maps
-    flow, frames = compute(corpus, config, progress)
-    arrays = {"flow": flow.astype(np.float32), "frames": frames.astype(np.float32)}
-    cache.save(path, arrays, clips)
+    with file_lock.exclusive(path, f"computing key-frame flow of {corpus.name}"):
+        cached = cache.load(path, clips)
+        if cached is not None:
+            log.info("features: loaded %s from cache %s", corpus.name, path)
+            return cached
+        compute = _jax_tvl1_maps if config.flow == "jax_tvl1" else _opencv_tvl1_maps
+        flow, frames = compute(corpus, config, progress)
+        arrays = {"flow": flow.astype(np.float32), "frames": frames.astype(np.float32)}
+        cache.save(path, arrays, clips)
     return arrays
