@@ -38,6 +38,11 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.train.stop_after_epochs = 0            # >0: checkpoint and stop after this many epochs (resume later)
     config.train.progress = True
     config.train.label_smoothing = 0.0
+    # Per-class loss weights from each fold's training labels: none | inverse_frequency (1 - n_i / N, the
+    # focal loss's alpha; M3ENet) | balanced (M / (K M_i); EDMDBN on SAMM). train/losses.py
+    config.train.class_weights = "none"
+    config.train.warmup_epochs = 0                # schedule = warmup_cosine: linear warm-up epochs
+    config.train.weight_decay_on = "all"          # all | matrices (no decay on biases and norms)
     # float32 | bfloat16: the dtype the networks compute in; parameters, BatchNorm statistics, optimizer
     # state, losses and metrics stay float32 (mer_jax/models/precision.py)
     config.train.compute_dtype = "float32"

@@ -53,6 +53,7 @@ def get_config(arg: str | None = None):
     t.b2 = 0.999             # paper: "momentum coefficient beta 0.999"
     t.schedule = "cosine"    # paper
     t.loss = "focal"         # paper: focal loss, gamma 2, inverse-frequency alpha
+    t.class_weights = "inverse_frequency"   # paper: alpha_t = 1 - n_t / N
     t.focal_gamma = 2.0
 
     if arg == "smoke":

@@ -156,7 +156,7 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     forward = jax.jit(lambda state, inputs: nnx.merge(graphdef, state)(inputs, train=False))
     latency = _median_seconds(lambda: forward(model_state, one).block_until_ready(), latency_repeats)
 
-    tx = trainer._optimizer(config.train, 1000)
+    tx = trainer._optimizer(config.train, 1000 // max(config.train.num_epochs, 1))
     fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))
     data = {k: jax.random.uniform(jax.random.key(i), (batch, size, size, 3)) for i, k in enumerate(keys)}
     data["label"] = jnp.arange(batch) % 3

@@ -1,4 +1,5 @@
 """Focal loss, inverse-frequency alpha (M3ENet section 4.1.4) and cross entropy."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -54,3 +55,20 @@ def test_inverse_frequency_alpha():
         losses.inverse_frequency_alpha(np.array([0, 4]), 4)
     with pytest.raises(ValueError, match="at least one"):
         losses.inverse_frequency_alpha(np.array([], int), 4)
+
+
+def test_balanced_class_weights_are_m_over_k_m_i():
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    np.testing.assert_allclose(losses.balanced_class_weights(labels, 4), [6 / 12, 6 / 4, 6 / 8, 1.0], rtol=1e-6)
+
+
+def test_class_weighted_cross_entropy_is_pytorchs_weighted_mean():
+    logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [1.0, -1.0, 0.0]])
+    labels = jnp.array([0, 2, 1])
+    w = np.array([0.5, 2.0, 1.0], np.float32)
+    log_p = np.asarray(jax.nn.log_softmax(logits))
+    per_sample = -log_p[np.arange(3), np.asarray(labels)]
+    expected = np.sum(w[labels] * per_sample) / np.sum(w[labels])
+    np.testing.assert_allclose(losses.cross_entropy(logits, labels, class_weights=w), expected, rtol=1e-6)
+    np.testing.assert_allclose(losses.cross_entropy(logits, labels, class_weights=np.ones(3)),
+                               losses.cross_entropy(logits, labels), rtol=1e-6)

@@ -1,5 +1,5 @@
 """Classification losses: focal loss with inverse-frequency class weights (M3ENet section 4.1.4), and
-cross entropy with optional label smoothing.
+cross entropy with optional class weights (EDMDBN Eq. 3) and label smoothing.
 
 Every loss takes logits [B, K] and int labels [B] and returns a float32 scalar: the mean over the batch,
 or, with `weights` [B] (0/1 masks for padded samples), the weighted mean sum(w * l) / sum(w).
@@ -49,10 +49,37 @@ def inverse_frequency_alpha(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return (1.0 - counts / labels.size).astype(np.float32)
 
 
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """w_i = M / (K M_i) per class i (EDMDBN section 4.3, used on SAMM; sklearn's "balanced"), float32 [K].
+
+    M counts `labels`, M_i those equal to i and K is `num_classes`. A class absent from `labels` gets
+    weight 1 (it never appears in a batch drawn from them).
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("balanced_class_weights needs at least one label")
+    counts = np.bincount(labels, minlength=num_classes)
+    return np.where(counts > 0, labels.size / (num_classes * np.maximum(counts, 1)), 1.0).astype(np.float32)
+
+
+CLASS_WEIGHTS = {
+    "none": lambda labels, num_classes: np.ones(num_classes, np.float32),
+    "inverse_frequency": inverse_frequency_alpha,
+    "balanced": balanced_class_weights,
+}
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None,
-                  label_smoothing: float = 0.0) -> jax.Array:
-    """Softmax cross entropy against one-hot targets smoothed towards uniform by `label_smoothing`."""
+                  label_smoothing: float = 0.0, class_weights: jax.Array | None = None) -> jax.Array:
+    """Softmax cross entropy against one-hot targets smoothed towards uniform by `label_smoothing`.
+
+    `class_weights` [K] weight each sample by its true class as PyTorch's `CrossEntropyLoss(weight=)`
+    does (EDMDBN Eq. 3 and its public code): sum(w_y l) / sum(w_y) over the batch (times `weights`).
+    """
     log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     num_classes = logits.shape[-1]
     targets = jax.nn.one_hot(labels, num_classes) * (1.0 - label_smoothing) + label_smoothing / num_classes
+    if class_weights is not None:
+        per_class = jnp.asarray(class_weights, jnp.float32)[labels]
+        weights = per_class if weights is None else per_class * weights.astype(jnp.float32)
     return _mean(-jnp.sum(targets * log_p, axis=-1), weights)

@@ -59,23 +59,40 @@ class TrainResult:
     interrupted: bool = False     # stopped by `stop_after_epochs`; resume by running again
 
 
-def _optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with a cosine schedule (M3ENet paper section 4.1.4)."""
+def _schedule(cfg, steps_per_epoch: int):
+    """Learning rate per step: cosine decay to 0 over the run (M3ENet section 4.1.4), linear warm-up for
+    `warmup_epochs` then cosine decay to 0 (EDMDBN section 4.3: 15 warm-up epochs of 60), or constant."""
+    total = max(steps_per_epoch * cfg.num_epochs, 1)
     if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.learning_rate, decay_steps=max(total_steps, 1))
-    elif cfg.schedule == "constant":
-        lr = cfg.learning_rate
-    else:
-        raise ValueError(f"train.schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
-    return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+        return optax.cosine_decay_schedule(cfg.learning_rate, decay_steps=total)
+    if cfg.schedule == "warmup_cosine":
+        warmup = steps_per_epoch * cfg.warmup_epochs
+        if not 0 <= warmup < total:
+            raise ValueError(f"train.warmup_epochs={cfg.warmup_epochs} must be in [0, train.num_epochs)")
+        return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, warmup_steps=warmup, decay_steps=total)
+    if cfg.schedule == "constant":
+        return cfg.learning_rate
+    raise ValueError(f"train.schedule must be 'cosine', 'warmup_cosine' or 'constant', got {cfg.schedule!r}")
+
+
+def _optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
+    """AdamW with `_schedule`; `weight_decay_on` = all (every parameter) or matrices (not biases, norms
+    and other 1-D parameters, as EDMDBN's public code excludes them)."""
+    on = cfg.get("weight_decay_on", "all")
+    if on not in ("all", "matrices"):
+        raise ValueError(f"train.weight_decay_on must be 'all' or 'matrices', got {on!r}")
+    mask = None if on == "all" else (lambda params: jax.tree.map(lambda p: p.ndim > 1, params))
+    return optax.adamw(_schedule(cfg, steps_per_epoch), b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay,
+                       mask=mask)
 
 
 def _loss_fn(cfg) -> Callable:
+    """loss(logits, labels, class_weights): `class_weights` [K] come from `train.class_weights`."""
     if cfg.loss == "focal":
         return lambda logits, labels, alpha: losses.focal_loss(logits, labels, alpha, gamma=cfg.focal_gamma)
     if cfg.loss == "cross_entropy":
-        return lambda logits, labels, alpha: losses.cross_entropy(logits, labels,
-                                                                  label_smoothing=cfg.label_smoothing)
+        return lambda logits, labels, alpha: losses.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing,
+                                                                  class_weights=alpha)
     raise ValueError(f"train.loss must be 'focal' or 'cross_entropy', got {cfg.loss!r}")
 
 
@@ -104,6 +121,9 @@ class _Run:
         tc = config.train
         if tc.selection not in SELECTIONS:
             raise ValueError(f"train.selection must be one of {SELECTIONS}, got {tc.selection!r}")
+        if tc.class_weights not in losses.CLASS_WEIGHTS:
+            raise ValueError(f"train.class_weights must be one of {sorted(losses.CLASS_WEIGHTS)}, "
+                             f"got {tc.class_weights!r}")
         if tc.selection == "val" and not plan.val.any():
             raise ValueError("train.selection='val' needs a fold plan with validation subjects "
                              "(set train.num_val_subjects >= 1)")
@@ -117,7 +137,7 @@ class _Run:
         _check_fold_chunk(tc.fold_chunk)
         self.augment = AugmentConfig(**config.augment)
         self.steps = sampling.steps_per_epoch(plan.train, self.augment.variants, tc.batch_size)
-        self.tx = _optimizer(tc, self.steps * tc.num_epochs)
+        self.tx = _optimizer(tc, self.steps)
         self.data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()}, sharding.replicated(self.mesh))
         self.aug_key = jax.random.key(config.seed + 1)
         make_model = with_compute_dtype(make_model, tc.compute_dtype)
@@ -217,8 +237,8 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     if checkpointer.latest_epoch() is not None:
         state, meta = checkpointer.restore(state)
         log.info("chunk %d: resumed from epoch %d", chunk_index, meta["epoch"])
-    alpha = run.put_folds(np.stack([losses.inverse_frequency_alpha(run.labels[m], run.num_classes)
-                                    for m in train_masks]).astype(np.float32))
+    weigh = losses.CLASS_WEIGHTS[tc.class_weights]
+    alpha = run.put_folds(np.stack([weigh(run.labels[m], run.num_classes) for m in train_masks]).astype(np.float32))
     bar = tqdm(range(meta["epoch"], tc.num_epochs), desc=f"folds {fold_ids[0]}-{fold_ids[-1]}",
                initial=meta["epoch"], total=tc.num_epochs, disable=not tc.progress)
     interrupted = False
