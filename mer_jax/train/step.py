@@ -44,8 +44,8 @@ def train_step(state, data, sample_ids, variant_ids, alpha, aug_key, *, graphdef
     `alpha` [K] is the fold's class weighting for the loss. Returns (new state, TrainMetrics).
     """
     inputs = {k: data[k][sample_ids] for k in input_keys}
-    if augment.variants > 1:
-        inputs = augment_batch(inputs, sample_ids, variant_ids, aug_key, augment, flow_keys)
+    if augment.active:
+        inputs = augment_batch(inputs, sample_ids, variant_ids, aug_key, augment, flow_keys, step=state["step"])
     labels = data["label"][sample_ids]
 
     dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state["dropout_key"]), state["step"])
