@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax.data.schema import MISSING_APEX_FIX
+from mer_jax.features.host_frames import resize_square
 
 log = logging.getLogger(__name__)
 
@@ -304,14 +305,6 @@ def missing_apex_clips(corpus) -> set[str]:
             if str(fix.get("fix", "")).startswith(MISSING_APEX_FIX)}
 
 
-def _resize(frames: np.ndarray, side: int) -> np.ndarray:
-    """Grey frames [T, H, W] resized to [T, side, side] (area when shrinking, linear when enlarging)."""
-    import cv2
-
-    interpolation = cv2.INTER_AREA if min(frames.shape[1:]) > side else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(frame, (side, side), interpolation=interpolation) for frame in frames])
-
-
 def spot_corpus_apexes(corpus, method: str = "dc_rois", config: ApexSpottingConfig = ApexSpottingConfig(),
                        which: str = "missing", bucket: int = 16, progress: bool = True) -> np.ndarray:
     """int32 [N] apex frame indices of a frame corpus (`mer_jax.data.corpus.Corpus`), like `corpus.apex`:
@@ -337,7 +330,7 @@ def spot_corpus_apexes(corpus, method: str = "dc_rois", config: ApexSpottingConf
         rgb = corpus.frames(i, range(onset, offset + 1)).astype(np.float32)
         grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601, as cv2's RGB2GRAY
         if config.frame_size:
-            grey = _resize(grey, config.frame_size)
+            grey = np.stack([resize_square(frame, config.frame_size) for frame in grey])
         try:
             check_frames(grey, method, config)
         except ValueError as error:

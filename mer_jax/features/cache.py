@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+from mer_jax.data import file_lock
+
+log = logging.getLogger(__name__)
 
 # Raise when a code change alters what cached features hold: every older entry is then recomputed.
 # 2: keyframe_flow's flow implementation (`flow`) joined the config; the JAX TV-L1 became the default.
@@ -61,3 +67,19 @@ def save(path: Path, arrays: dict[str, np.ndarray], clips: list[str]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, __clips__=np.asarray(clips), **arrays)
     os.replace(tmp, path)
+
+
+def load_or_compute(corpus, feature_config: dict, compute: Callable[[], dict[str, np.ndarray]],
+                    cache_dir=None) -> dict[str, np.ndarray]:
+    """The entry of `corpus` (a `Corpus`) and `feature_config`, computed by `compute()` and saved when
+    absent. Concurrent processes compute it once (`file_lock`); the others wait and load it."""
+    path = entry_path(cache_dir, cache_key(corpus.identity(), feature_config))
+    clips = corpus.clip.tolist()
+    with file_lock.exclusive(path, f"computing {feature_config.get('kind', 'features')} of {corpus.name}"):
+        cached = load(path, clips)
+        if cached is not None:
+            log.info("features: loaded %s from cache %s", corpus.name, path)
+            return cached
+        arrays = compute()
+        save(path, arrays, clips)
+    return arrays

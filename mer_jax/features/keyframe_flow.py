@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax.data import file_lock
 from mer_jax.features import cache
+from mer_jax.features.host_frames import resize_square
 from mer_jax.features.flow_tvl1 import TVL1Params, tvl1_flow
 from mer_jax.features.strain import optical_strain
 from mer_jax.features.tvl1_jax import tvl1_flow_batch
@@ -63,13 +63,6 @@ class KeyframeFlowConfig:
         return fields
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interpolation)
-
-
 def _grey_keyframes(corpus, i: int, config: KeyframeFlowConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(onset [F, F], apex [F, F]) at F = flow_size and (onset, apex, offset) [S, S, 3] at S = size of
     clip i: grey float32 in [0, 1]."""
@@ -77,8 +70,8 @@ def _grey_keyframes(corpus, i: int, config: KeyframeFlowConfig) -> tuple[np.ndar
 
     rgb = corpus.frames(i, (corpus.onset[i], corpus.apex[i], corpus.offset[i]))
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0 for f in rgb]
-    onset, apex = (_resize(g, config.flow_size) for g in grey[:2])
-    return onset, apex, np.stack([_resize(g, config.size) for g in grey], axis=-1)
+    onset, apex = (resize_square(g, config.flow_size) for g in grey[:2])
+    return onset, apex, np.stack([resize_square(g, config.size) for g in grey], axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames="size")
@@ -129,7 +122,7 @@ def _opencv_tvl1_maps(corpus, config: KeyframeFlowConfig, progress: bool) -> tup
         onset, apex, grey = _grey_keyframes(corpus, i, config)
         flow = tvl1_flow(onset, apex, config.tvl1)
         if config.flow_size != config.size:
-            flow = _resize(flow, config.size) * (config.size / config.flow_size)
+            flow = resize_square(flow, config.size) * (config.size / config.flow_size)
         flows.append(flow)
         keyframes.append(grey)
     flow = np.stack(flows).astype(np.float32)
@@ -147,16 +140,9 @@ def compute_keyframe_flow(corpus, config: KeyframeFlowConfig, cache_dir=None,
     """
     if not len(corpus):
         raise ValueError(f"{corpus.name}: no clips to compute key-frame flow for")
-    key = cache.cache_key(corpus.identity(), {"kind": "keyframe_flow", **config.cache_fields()})
-    path = cache.entry_path(cache_dir, key)
-    clips = corpus.clip.tolist()
-    with file_lock.exclusive(path, f"computing key-frame flow of {corpus.name}"):
-        cached = cache.load(path, clips)
-        if cached is not None:
-            log.info("features: loaded %s from cache %s", corpus.name, path)
-            return cached
-        compute = _jax_tvl1_maps if config.flow == "jax_tvl1" else _opencv_tvl1_maps
-        flow, frames = compute(corpus, config, progress)
-        arrays = {"flow": flow.astype(np.float32), "frames": frames.astype(np.float32)}
-        cache.save(path, arrays, clips)
-    return arrays
+
+    def compute():
+        flow, frames = (_jax_tvl1_maps if config.flow == "jax_tvl1" else _opencv_tvl1_maps)(corpus, config, progress)
+        return {"flow": flow.astype(np.float32), "frames": frames.astype(np.float32)}
+
+    return cache.load_or_compute(corpus, {"kind": "keyframe_flow", **config.cache_fields()}, compute, cache_dir)
