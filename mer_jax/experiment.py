@@ -17,6 +17,7 @@ from mer_jax.data.corpus import load_corpus
 from mer_jax.evaluate import metrics, released_weights, report
 from mer_jax.features.apex_spotting import METHODS as APEX_METHODS, spot_corpus_apexes
 from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
+from mer_jax.features.motion_differences import MotionDifferencesConfig, compute_motion_differences
 from mer_jax.features.precomputed_flow import PrecomputedFlowConfig, load_precomputed_flow
 from mer_jax.models import registry
 from mer_jax.train import checkpointing, distributed, trainer, writers
@@ -24,12 +25,14 @@ from mer_jax.train import checkpointing, distributed, trainer, writers
 log = logging.getLogger(__name__)
 
 
-# features.kind -> the corpus kind it reads (mer_jax.data.corpus.Corpus.kind); `auto` picks by corpus.
-FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow"}
+# features.kind -> the corpus kind it reads (mer_jax.data.corpus.Corpus.kind).
+FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow", "motion_differences": "frames"}
+_AUTO_KIND = {"frames": "keyframe_flow", "flow": "precomputed_flow"}   # features.kind = auto, by corpus kind
 # Fields every features config may hold besides those of the kind's own config dataclass.
 _FEATURE_COMMON = ("kind", "cache_dir", "missing_apex")
 _FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1"),
-                   "precomputed_flow": ("size", "value_scale", "channel_order")}
+                   "precomputed_flow": ("size", "value_scale", "channel_order"),
+                   "motion_differences": ("size", "num_frames", "detail", "normalise")}
 
 
 def feature_kind(config, corpus) -> str:
@@ -37,7 +40,7 @@ def feature_kind(config, corpus) -> str:
     corpus (`keyframe_flow` on frame corpora, `precomputed_flow` on flow corpora). A kind that cannot
     read the corpus is an error that says which kind would."""
     kind = config.features.kind
-    by_corpus = {v: k for k, v in FEATURE_KINDS.items()}[corpus.kind]
+    by_corpus = _AUTO_KIND[corpus.kind]
     if kind == "auto":
         return by_corpus
     if kind not in FEATURE_KINDS:
@@ -90,6 +93,9 @@ def load_inputs(config):
         labels = np.random.default_rng(config.seed).permutation(labels)
     if kind == "precomputed_flow":
         arrays = load_precomputed_flow(corpus, PrecomputedFlowConfig(**_feature_fields(config, kind)))
+    elif kind == "motion_differences":
+        arrays = compute_motion_differences(corpus, MotionDifferencesConfig(**_feature_fields(config, kind)),
+                                            cache_dir=config.features.cache_dir, progress=config.train.progress)
     else:
         arrays = compute_keyframe_flow(corpus, KeyframeFlowConfig.from_dict(_feature_fields(config, kind)),
                                        cache_dir=config.features.cache_dir, progress=config.train.progress)
