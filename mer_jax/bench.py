@@ -149,16 +149,17 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     size, batch = config.model.input_size, config.train.batch_size
     make_model = lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs)
-    keys = registry.model_inputs(name, **kwargs)
+    shapes = registry.input_shapes(name, **kwargs)
+    keys = tuple(shapes)
     model = make_model(nnx.Rngs(0))
-    one = {k: jax.random.uniform(jax.random.key(i), (1, size, size, 3)) for i, k in enumerate(keys)}
+    one = {k: jax.random.uniform(jax.random.key(i), (1,) + shapes[k]) for i, k in enumerate(keys)}
     graphdef, model_state = nnx.split(model)
     forward = jax.jit(lambda state, inputs: nnx.merge(graphdef, state)(inputs, train=False))
     latency = _median_seconds(lambda: forward(model_state, one).block_until_ready(), latency_repeats)
 
     tx = trainer._optimizer(config.train, 1000 // max(config.train.num_epochs, 1))
     fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))
-    data = {k: jax.random.uniform(jax.random.key(i), (batch, size, size, 3)) for i, k in enumerate(keys)}
+    data = {k: jax.random.uniform(jax.random.key(i), (batch,) + shapes[k]) for i, k in enumerate(keys)}
     data["label"] = jnp.arange(batch) % 3
     step = jax.jit(lambda s: train_step(s, data, jnp.arange(batch), jnp.zeros(batch, jnp.int32), jnp.ones(3),
                                         jax.random.key(1), graphdef=train_state.model_graphdef(make_model), tx=tx,

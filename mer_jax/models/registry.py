@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from flax import nnx
 
+from mer_jax.models.edmdbn import EDMDBN
 from mer_jax.models.m3enet import M3ENet
 from mer_jax.models.offapexnet import OffApexNet
 from mer_jax.models.ststnet import STSTNet
 
-MODELS = {"m3enet": M3ENet, "offapexnet": OffApexNet, "ststnet": STSTNet}
+MODELS = {"edmdbn": EDMDBN, "m3enet": M3ENet, "offapexnet": OffApexNet, "ststnet": STSTNet}
 
 
 def _lookup(name: str):
@@ -29,3 +30,14 @@ def model_inputs(name: str, **model_kwargs) -> tuple[str, ...]:
     model = _lookup(name)
     inputs_for = getattr(model, "inputs_for", None)
     return tuple(inputs_for(**model_kwargs)) if inputs_for is not None else tuple(model.INPUTS)
+
+
+def input_shapes(name: str, **model_kwargs) -> dict[str, tuple[int, ...]]:
+    """Per-sample shape of every input the model `name` built with `model_kwargs` reads: the model's
+    static `input_shapes(**model_kwargs)`, or [S, S, 3] with S = `input_size` for image models."""
+    model = _lookup(name)
+    shapes = getattr(model, "input_shapes", None)
+    if shapes is not None:
+        return shapes(**model_kwargs)
+    size = model_kwargs["input_size"]
+    return {key: (size, size, 3) for key in model_inputs(name, **model_kwargs)}
