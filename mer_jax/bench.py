@@ -12,6 +12,11 @@ parameters and per-sample inference FLOPs next to the paper's figures, eval-mode
 default device, and training samples/s of the real train step (AdamW, batch `train.batch_size` of the config,
 no augmentation); with --write_docs it replaces the table in docs/benchmarks.md.
 
+  python -m mer_jax.bench memory --net edmdbn [--num_folds=26 --num_samples=255 --device_gib=80]
+compiles the config's train and predict steps for one fold (nothing is allocated at full size but the
+model) and prints XLA's per-fold memory with and without `model.remat`, the shared feature bytes, and the
+folds per chunk `train.fold_chunk=auto` would choose on a device with that much free memory.
+
   python -m mer_jax.bench tvl1 [--sizes=48,128,256 --batches=1,64]
 times the JAX Dual TV-L1 (jitted, batched; compilation excluded) and OpenCV's DualTVL1 (one pair after
 another on the host) on pairs with known flow, prints pairs/s and mean endpoint errors of both per size and
@@ -31,6 +36,9 @@ _NET = flags.DEFINE_string("net", None, "loso: the network whose configs/<net>.p
 _SIZES = flags.DEFINE_list("sizes", ["48", "128", "256"], "Frame sides for tvl1.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "64"], "Batch sizes for tvl1.")
 _WRITE_DOCS = flags.DEFINE_bool("write_docs", False, "models: write the table into docs/benchmarks.md.")
+_NUM_FOLDS = flags.DEFINE_integer("num_folds", 26, "memory: LOSO folds (CASME II: 26 subjects).")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 255, "memory: corpus samples (CASME II: 255).")
+_DEVICE_GIB = flags.DEFINE_float("device_gib", 80.0, "memory: free memory of one device, GiB.")
 _PAIRS_PER_STEP = flags.DEFINE_integer("pairs_per_step", None, "tvl1: pairs the JAX TV-L1 iterates together "
                                        "(default: 1 on CPU, the whole batch on an accelerator).")
 
@@ -220,17 +228,56 @@ def bench_models(write_docs: bool) -> None:
         print(f"written to {path}")
 
 
+def bench_memory(config, num_folds: int, num_samples: int, device_gib: float) -> None:
+    """Per-fold and shared memory of the config's train and predict steps (XLA's buffer assignment for
+    this backend, at the config's batch sizes), with and without `model.remat`, and the folds per chunk
+    that `train.fold_chunk=auto` would choose on a device with `device_gib` free."""
+    import numpy as np
+
+    from mer_jax.data import folds
+    from mer_jax.models import registry
+    from mer_jax.train import fold_memory, trainer
+
+    name = config.model.name
+    print(f"{name}: batch {config.train.batch_size}, eval batch {config.train.eval_batch_size}, "
+          f"{num_folds} folds, {num_samples} samples, compute {config.train.compute_dtype}")
+    for remat in (False, True):
+        config = config.copy_and_resolve_references()
+        config.model.remat = remat
+        config.train.fold_chunk = 1
+        kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+        shapes = registry.input_shapes(name, **kwargs)
+        # One sample per subject: the steps gather their batch by id, so only the shared bytes depend on
+        # the corpus size, and those are scaled to num_samples below.
+        data = {k: np.zeros((num_folds,) + shape, np.float32) for k, shape in shapes.items()}
+        data["label"] = np.arange(num_folds) % 3
+        run = trainer._Run(config=config, workdir=None, data=data, plan=folds.loso([f"s{i}" for i in range(num_folds)]),
+                           make_model=lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs),
+                           input_keys=tuple(shapes), flow_keys=(), num_classes=3, score_fn=None)
+        estimate = run._fold_memory(run.mesh.shape["fold"])
+        shared = fold_memory.tree_bytes(data) * num_samples // num_folds
+        memory = fold_memory.FoldMemory(free=int(device_gib * 2**30), fixed=shared, per_fold=estimate.per_fold)
+        per_device = memory.folds_per_device(config.train.memory_fraction)
+        chunks = -(-num_folds // per_device) if per_device > 0 else None
+        print(f"remat={remat}: {estimate.per_fold / 2**30:.2f} GiB per fold (state and temporaries), "
+              f"{shared / 2**30:.2f} GiB shared features; on {device_gib:g} GiB x {config.train.memory_fraction}: "
+              f"{per_device} folds at once, {chunks} chunk(s) for {num_folds} folds")
+
+
 def main(argv) -> None:
     usage = ("usage: python -m mer_jax.bench loso --net NET | --config CONFIG | python -m mer_jax.bench models [--write_docs] | "
-             "python -m mer_jax.bench tvl1 [--sizes ...]")
-    if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1"}:
+             "python -m mer_jax.bench tvl1 [--sizes ...] | python -m mer_jax.bench memory --net NET [--num_folds ...]")
+    if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1", "memory"}:
         raise app.UsageError(usage)
     if argv[1] == "models":
         bench_models(_WRITE_DOCS.value)
     elif argv[1] == "tvl1":
         bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
     elif (_CONFIG.value is None) == (_NET.value is None):
-        raise app.UsageError("loso needs exactly one of --net and --config")
+        raise app.UsageError(f"{argv[1]} needs exactly one of --net and --config")
+    elif argv[1] == "memory":
+        bench_memory(_CONFIG.value if _NET.value is None else _net_config(_NET.value), _NUM_FOLDS.value,
+                     _NUM_SAMPLES.value, _DEVICE_GIB.value)
     else:
         bench_loso(_CONFIG.value if _NET.value is None else _net_config(_NET.value))
 
