@@ -104,3 +104,18 @@ def test_smoke_loso_end_to_end(data_dir, tmp_path):
     results = experiment.train_and_evaluate(config, tmp_path)
     assert results["protocol"]["num_folds"] == 6 and results["config"]["model"]["name"] == "edmdbn"
     assert 0.0 <= results["uf1"] <= 1.0 and (tmp_path / "results.md").exists()
+
+
+def test_configs_hold_the_papers_and_the_public_codes_settings():
+    paper, public = edmdbn_config.get_config(), edmdbn_config.get_config("public")
+    t = paper.train
+    assert (t.num_epochs, t.batch_size, t.learning_rate, t.schedule, t.warmup_epochs, t.loss) == \
+        (60, 4, 5e-5, "warmup_cosine", 15, "cross_entropy")
+    assert paper.augment.online and paper.augment.max_rotation_deg == 4.0 and paper.augment.max_shift_px == 4
+    assert (paper.model.embed_dim, paper.model.depths, paper.model.num_heads, paper.model.window_size) == \
+        (128, (2, 2, 6), (4, 8, 16), (8, 7, 7))
+    assert paper.features.detail == "clip" and paper.features.size == paper.model.input_size == 224
+    assert (public.train.learning_rate, public.train.warmup_epochs, public.train.label_smoothing,
+            public.features.detail) == (1e-4, 10, 0.1, "keyframes")
+    with pytest.raises(ValueError, match="variant"):
+        edmdbn_config.get_config("fast")
