@@ -17,6 +17,11 @@ compiles the config's train and predict steps for one fold (nothing is allocated
 model) and prints XLA's per-fold memory with and without `model.remat`, the shared feature bytes, and the
 folds per chunk `train.fold_chunk=auto` would choose on a device with that much free memory.
 
+  python -m mer_jax.bench fold_step --net m3enet [--folds=1,4,12]
+times the config's train step (its batch size and augmentation) with F folds vmapped under each
+`train.fold_conv` strategy (grouped: JAX's batching of convolutions; loop: one convolution per fold) and
+prints wall and process-CPU milliseconds per fold-step, and the compile time.
+
   python -m mer_jax.bench tvl1 [--sizes=48,128,256 --batches=1,64]
 times the JAX Dual TV-L1 (jitted, batched; compilation excluded) and OpenCV's DualTVL1 (one pair after
 another on the host) on pairs with known flow, prints pairs/s and mean endpoint errors of both per size and
@@ -36,6 +41,7 @@ _NET = flags.DEFINE_string("net", None, "loso: the network whose configs/<net>.p
 _SIZES = flags.DEFINE_list("sizes", ["48", "128", "256"], "Frame sides for tvl1.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "64"], "Batch sizes for tvl1.")
 _WRITE_DOCS = flags.DEFINE_bool("write_docs", False, "models: write the table into docs/benchmarks.md.")
+_FOLDS = flags.DEFINE_list("folds", ["1", "4", "12"], "fold_step: numbers of vmapped folds.")
 _NUM_FOLDS = flags.DEFINE_integer("num_folds", 26, "memory: LOSO folds (CASME II: 26 subjects).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 255, "memory: corpus samples (CASME II: 255).")
 _DEVICE_GIB = flags.DEFINE_float("device_gib", 80.0, "memory: free memory of one device, GiB.")
@@ -264,10 +270,54 @@ def bench_memory(config, num_folds: int, num_samples: int, device_gib: float) ->
               f"{per_device} folds at once, {chunks} chunk(s) for {num_folds} folds")
 
 
+def bench_fold_step(config, fold_counts: list[int], repeats: int = 5) -> None:
+    """Per-fold time of the config's train step with F folds vmapped, for each `train.fold_conv` strategy."""
+    import jax
+    import jax.numpy as jnp
+
+    from mer_jax.data.augment import AugmentConfig
+    from mer_jax.models import fold_conv, registry
+    from mer_jax.train import state as train_state
+    from mer_jax.train import trainer
+    from mer_jax.train.step import fold_parallel, train_step
+
+    name, batch = config.model.name, config.train.batch_size
+    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    shapes = registry.input_shapes(name, **kwargs)
+    make_model = lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs)
+    tx = trainer._optimizer(config.train, 10)
+    augment = AugmentConfig(**config.augment)
+    data = {k: jax.random.uniform(jax.random.key(i), (batch,) + shapes[k]) for i, k in enumerate(shapes)}
+    data["label"] = jnp.arange(batch) % 3
+    print(f"{name}: train step at batch {batch}, {jax.devices()[0].device_kind}; per fold-step wall / process CPU ms")
+    for strategy in ("grouped", "loop"):
+        for folds in fold_counts:
+            state = train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, list(range(folds))))
+            ids = jnp.tile(jnp.arange(batch), (folds, 1))
+            args = (data, ids, jnp.zeros_like(ids), jnp.ones((folds, 3)), jax.random.key(1))
+            with fold_conv.strategy(strategy):
+                step = jax.jit(fold_parallel(train_step, graphdef=train_state.model_graphdef(make_model), tx=tx,
+                                             loss_fn=trainer._loss_fn(config.train), input_keys=tuple(shapes),
+                                             flow_keys=(), augment=augment), donate_argnums=0)
+                start = time.perf_counter()
+                compiled = step.lower(state, *args).compile()
+                compile_s = time.perf_counter() - start
+            state, _ = compiled(state, *args)
+            jax.block_until_ready(state)
+            start, cpu = time.perf_counter(), time.process_time()
+            for _ in range(repeats):
+                state, _ = compiled(state, *args)
+            jax.block_until_ready(state)
+            wall, cpu = (time.perf_counter() - start) / repeats / folds, (time.process_time() - cpu) / repeats / folds
+            print(f"fold_conv={strategy:7s} F={folds:2d}: {wall * 1e3:7.1f} ms wall, {cpu * 1e3:7.1f} ms CPU per "
+                  f"fold-step; compile {compile_s:.1f} s")
+
+
 def main(argv) -> None:
     usage = ("usage: python -m mer_jax.bench loso --net NET | --config CONFIG | python -m mer_jax.bench models [--write_docs] | "
-             "python -m mer_jax.bench tvl1 [--sizes ...] | python -m mer_jax.bench memory --net NET [--num_folds ...]")
-    if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1", "memory"}:
+             "python -m mer_jax.bench tvl1 [--sizes ...] | python -m mer_jax.bench memory --net NET [--num_folds ...] | "
+             "python -m mer_jax.bench fold_step --net NET [--folds=1,4,12]")
+    if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1", "memory", "fold_step"}:
         raise app.UsageError(usage)
     if argv[1] == "models":
         bench_models(_WRITE_DOCS.value)
@@ -275,6 +325,9 @@ def main(argv) -> None:
         bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
     elif (_CONFIG.value is None) == (_NET.value is None):
         raise app.UsageError(f"{argv[1]} needs exactly one of --net and --config")
+    elif argv[1] == "fold_step":
+        bench_fold_step(_CONFIG.value if _NET.value is None else _net_config(_NET.value),
+                        [int(f) for f in _FOLDS.value])
     elif argv[1] == "memory":
         bench_memory(_CONFIG.value if _NET.value is None else _net_config(_NET.value), _NUM_FOLDS.value,
                      _NUM_SAMPLES.value, _DEVICE_GIB.value)
