@@ -29,6 +29,7 @@ batch, and (last line) the throughput ratio JAX / OpenCV at 128 x 128, batch 64.
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 
@@ -53,7 +54,7 @@ def _time_loso(config, fold_chunk: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) of one full LOSO run."""
     from mer_jax import experiment
 
-    config = config.copy_and_resolve_references()
+    config = copy.deepcopy(config)   # keeps the field types (fold_chunk: int or "auto")
     config.train.fold_chunk = fold_chunk
     config.train.progress = False
     with tempfile.TemporaryDirectory() as workdir:
@@ -248,7 +249,7 @@ def bench_memory(config, num_folds: int, num_samples: int, device_gib: float) ->
     print(f"{name}: batch {config.train.batch_size}, eval batch {config.train.eval_batch_size}, "
           f"{num_folds} folds, {num_samples} samples, compute {config.train.compute_dtype}")
     for remat in (False, True):
-        config = config.copy_and_resolve_references()
+        config = copy.deepcopy(config)   # keeps the field types (fold_chunk: int or "auto")
         config.model.remat = remat
         config.train.fold_chunk = 1
         kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
