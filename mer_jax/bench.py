@@ -30,6 +30,7 @@ batch, and (last line) the throughput ratio JAX / OpenCV at 128 x 128, batch 64.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 import time
 
@@ -263,11 +264,13 @@ def bench_memory(config, num_folds: int, num_samples: int, device_gib: float) ->
                            input_keys=tuple(shapes), flow_keys=(), num_classes=3, score_fn=None)
         estimate = run._fold_memory(run.mesh.shape["fold"])
         shared = fold_memory.tree_bytes(data) * num_samples // num_folds
-        memory = fold_memory.FoldMemory(free=int(device_gib * 2**30), fixed=shared, per_fold=estimate.per_fold)
+        memory = dataclasses.replace(estimate, free=int(device_gib * 2**30), fixed=shared)
         per_device = memory.folds_per_device(config.train.memory_fraction)
         chunks = -(-num_folds // per_device) if per_device > 0 else None
-        print(f"remat={remat}: {estimate.per_fold / 2**30:.2f} GiB per fold (state and temporaries), "
-              f"{shared / 2**30:.2f} GiB shared features; on {device_gib:g} GiB x {config.train.memory_fraction}: "
+        gib = lambda b: f"{b / 2**30:.2f}"
+        print(f"remat={remat}: per fold {gib(memory.per_fold)} GiB (state {gib(memory.state)}, train-step "
+              f"temporaries {gib(memory.train_temp)}, predict-step temporaries {gib(memory.predict_temp)}); "
+              f"shared features {gib(shared)} GiB; on {device_gib:g} GiB x {config.train.memory_fraction}: "
               f"{per_device} folds at once, {chunks} chunk(s) for {num_folds} folds")
 
 

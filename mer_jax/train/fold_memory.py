@@ -28,7 +28,14 @@ class FoldMemory:
     """Bytes per device."""
     free: int            # memory the run may use before the fraction is applied
     fixed: int           # shared by every fold on the device
-    per_fold: int        # one more fold on the device
+    state: int           # one fold's state kept between steps
+    train_temp: int      # one fold's temporaries in the train step
+    predict_temp: int    # ... and in the prediction step
+
+    @property
+    def per_fold(self) -> int:
+        """One more fold on the device."""
+        return self.state + max(self.train_temp, self.predict_temp)
 
     def folds_per_device(self, fraction: float) -> int:
         return int((self.free * fraction - self.fixed) // max(self.per_fold, 1))
@@ -65,9 +72,9 @@ def estimate(*, train_compiled, predict_compiled, fold_state_bytes: int, shared_
 
     fold_state_bytes: one fold's state (all that is kept per fold between steps); shared_bytes: the
     per-device size of the arguments all folds share (the corpus features)."""
-    temp = max(train_compiled.memory_analysis().temp_size_in_bytes,
-               predict_compiled.memory_analysis().temp_size_in_bytes)
-    return FoldMemory(free=free_device_bytes(devices), fixed=shared_bytes, per_fold=fold_state_bytes + temp)
+    return FoldMemory(free=free_device_bytes(devices), fixed=shared_bytes, state=fold_state_bytes,
+                      train_temp=train_compiled.memory_analysis().temp_size_in_bytes,
+                      predict_temp=predict_compiled.memory_analysis().temp_size_in_bytes)
 
 
 def agreed_folds_per_device(memory: FoldMemory, fraction: float) -> int:
