@@ -57,7 +57,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mer_jax.models.layers import batch_norm, conv, linear
+from mer_jax.models.layers import ResBlock, batch_norm, conv, linear
 
 INPUTS = ("apex", "motion", "difference")
 MOTION_CHANNELS = 3   # u, v, strain: V_m in R^{W x H x 3} (section 3.1.2)
@@ -95,38 +95,27 @@ class SpatialAttention(nnx.Module):
         return jax.nn.sigmoid(self.f1(stats))
 
 
-class AttentionBlock(nnx.Module):
+class AttentionBlock(ResBlock):
     """Eq. 12 basic block: ReLU(shortcut(x) + SA(CA(BN(f2(ReLU(BN(f1(x)))))))), f1 and f2 conv3x3.
 
     f1 has stride 2 when `downsample`; the shortcut is conv1x1 (same stride) + BN when the block
-    downsamples or changes the width, the identity otherwise (ResNet [11], option B).
+    downsamples or changes the width, the identity otherwise (ResNet [11], option B; layers.ResBlock).
     """
 
     def __init__(self, in_features: int, out_features: int, *, downsample: bool, attention: str,
                  ca_reduction: int, sa_kernel: int, rngs: nnx.Rngs):
-        stride = 2 if downsample else 1
-        self.conv1 = conv(in_features, out_features, 3, stride=stride, padding=1, rngs=rngs)
-        self.bn1 = batch_norm(out_features, rngs=rngs)
-        self.conv2 = conv(out_features, out_features, 3, padding=1, rngs=rngs)
-        self.bn2 = batch_norm(out_features, rngs=rngs)
+        super().__init__(in_features, out_features, downsample=downsample, rngs=rngs)
         self.channel_attention = (ChannelAttention(out_features, reduction=ca_reduction, rngs=rngs)
                                   if attention in ("ca", "both") else None)
         self.spatial_attention = (SpatialAttention(kernel=sa_kernel, rngs=rngs)
                                   if attention in ("sa", "both") else None)
-        projected = downsample or in_features != out_features
-        self.shortcut_conv = conv(in_features, out_features, 1, stride=stride, rngs=rngs) if projected else None
-        self.shortcut_bn = batch_norm(out_features, rngs=rngs) if projected else None
 
-    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        y = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
-        y = self.bn2(self.conv2(y), use_running_average=not train)
+    def refine(self, y: jax.Array) -> jax.Array:
         if self.channel_attention is not None:
             y = y * self.channel_attention(y)
         if self.spatial_attention is not None:
             y = y * self.spatial_attention(y)
-        if self.shortcut_conv is not None:
-            x = self.shortcut_bn(self.shortcut_conv(x), use_running_average=not train)
-        return jax.nn.relu(x + y)
+        return y
 
 
 class TemporalAttentionFusion(nnx.Module):

@@ -70,9 +70,14 @@ class ResBlock(nnx.Module):
         self.shortcut_conv = conv(in_features, out_features, 1, stride=stride, rngs=rngs) if projected else None
         self.shortcut_bn = batch_norm(out_features, rngs=rngs) if projected else None
 
+    def refine(self, y: jax.Array) -> jax.Array:
+        """The residual branch after its second BatchNorm, before the sum; blocks with attention
+        (DFR-Net Eq. 12) override it."""
+        return y
+
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         y = jax.nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
-        y = self.bn2(self.conv2(y), use_running_average=not train)
+        y = self.refine(self.bn2(self.conv2(y), use_running_average=not train))
         if self.shortcut_conv is not None:
             x = self.shortcut_bn(self.shortcut_conv(x), use_running_average=not train)
         return jax.nn.relu(y + x)
