@@ -152,8 +152,10 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
 
     _register_builders()
 
+    requested = name
+
     def make_builder():
-        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+        builder = tfds.builder(requested, data_dir=data_dir, file_format="array_record")
         if builder_options:
             config = _custom_config(builder.builder_config, builder_options, name)
             builder = tfds.builder(builder.name, config=config, data_dir=data_dir, file_format="array_record")
