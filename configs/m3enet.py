@@ -64,6 +64,9 @@ def get_config(arg: str | None = None):
         t.eval_every_epochs = 2
         t.checkpoint_every_epochs = 2
         config.augment.variants = 2
+        # Compile time dominates so short a run; the loop form (one convolution per fold, the CPU default)
+        # doubles it for a 6-fold chunk and pays back only over longer runs (docs/benchmarks.md).
+        t.fold_conv = "grouped"
     elif arg not in (None, ""):
         raise ValueError(f"unknown configs/m3enet.py variant {arg!r}; expected none or 'smoke'")
     return config
