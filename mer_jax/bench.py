@@ -206,7 +206,7 @@ def _models_table(rows: list[dict], device: str) -> str:
         paper = r["paper"]
         lines.append(f"| {r['name']} | {r['input']} | {r['params'] / 1e6:.4g} | {figure(paper and paper.params, 1e6)} | "
                      f"{r['flops'] / 1e6:.4g} | {figure(paper and paper.flops, 1e6)} | {paper.source if paper else '-'} | "
-                     f"{r['latency_ms']:.2f} | {r['train_samples_per_s']:.0f} ({r['batch']}) |")
+                     f"{r['latency_ms']:.2f} | {r['train_samples_per_s']:.3g} ({r['batch']}) |")
     return "\n".join(lines)
 
 
