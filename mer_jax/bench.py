@@ -75,6 +75,16 @@ def _net_config(name: str):
     return importlib.import_module(f"configs.{name}").get_config()
 
 
+def _model_parts(config, num_classes: int = 3):
+    """(per-sample input shapes, make_model(rngs)) of the config's network, built from `config.model`."""
+    from mer_jax.models import registry
+
+    name = config.model.name
+    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    make_model = lambda rngs: registry.create_model(name, num_classes, rngs=rngs, **kwargs)
+    return registry.input_shapes(name, **kwargs), make_model
+
+
 def bench_loso(config) -> None:
     import jax
 
@@ -148,24 +158,20 @@ def _median_seconds(run, repeats: int) -> float:
 
 def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) -> dict:
     """Figures of one registered network, built as configs/<name>.py builds it, for 3 classes."""
-    import importlib
-
     import jax
     import jax.numpy as jnp
     from flax import nnx
 
     from mer_jax.data.augment import AugmentConfig
-    from mer_jax.models import complexity, registry
+    from mer_jax.models import complexity
     from mer_jax.models.paper_figures import PAPER_FIGURES
     from mer_jax.train import state as train_state
     from mer_jax.train import trainer
     from mer_jax.train.step import train_step
 
-    config = importlib.import_module(f"configs.{name}").get_config()
-    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    config = _net_config(name)
     size, batch = config.model.input_size, config.train.batch_size
-    make_model = lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs)
-    shapes = registry.input_shapes(name, **kwargs)
+    shapes, make_model = _model_parts(config)
     keys = tuple(shapes)
     model = make_model(nnx.Rngs(0))
     one = {k: jax.random.uniform(jax.random.key(i), (1,) + shapes[k]) for i, k in enumerate(keys)}
@@ -243,7 +249,6 @@ def bench_memory(config, num_folds: int, num_samples: int, device_gib: float) ->
     import numpy as np
 
     from mer_jax.data import folds
-    from mer_jax.models import registry
     from mer_jax.train import fold_memory, trainer
 
     name = config.model.name
@@ -253,15 +258,13 @@ def bench_memory(config, num_folds: int, num_samples: int, device_gib: float) ->
         config = copy.deepcopy(config)   # keeps the field types (fold_chunk: int or "auto")
         config.model.remat = remat
         config.train.fold_chunk = 1
-        kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
-        shapes = registry.input_shapes(name, **kwargs)
+        shapes, make_model = _model_parts(config)
         # One sample per subject: the steps gather their batch by id, so only the shared bytes depend on
         # the corpus size, and those are scaled to num_samples below.
         data = {k: np.zeros((num_folds,) + shape, np.float32) for k, shape in shapes.items()}
         data["label"] = np.arange(num_folds) % 3
         run = trainer._Run(config=config, workdir=None, data=data, plan=folds.loso([f"s{i}" for i in range(num_folds)]),
-                           make_model=lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs),
-                           input_keys=tuple(shapes), flow_keys=(), num_classes=3, score_fn=None)
+                           make_model=make_model, input_keys=tuple(shapes), flow_keys=(), num_classes=3, score_fn=None)
         estimate = run._fold_memory(run.mesh.shape["fold"])
         shared = fold_memory.tree_bytes(data) * num_samples // num_folds
         memory = dataclasses.replace(estimate, free=int(device_gib * 2**30), fixed=shared)
@@ -280,15 +283,13 @@ def bench_fold_step(config, fold_counts: list[int], repeats: int = 5) -> None:
     import jax.numpy as jnp
 
     from mer_jax.data.augment import AugmentConfig
-    from mer_jax.models import fold_conv, registry
+    from mer_jax.models import fold_conv
     from mer_jax.train import state as train_state
     from mer_jax.train import trainer
     from mer_jax.train.step import fold_parallel, train_step
 
     name, batch = config.model.name, config.train.batch_size
-    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
-    shapes = registry.input_shapes(name, **kwargs)
-    make_model = lambda rngs: registry.create_model(name, 3, rngs=rngs, **kwargs)
+    shapes, make_model = _model_parts(config)
     tx = trainer._optimizer(config.train, 10)
     augment = AugmentConfig(**config.augment)
     data = {k: jax.random.uniform(jax.random.key(i), (batch,) + shapes[k]) for i, k in enumerate(shapes)}
@@ -299,13 +300,13 @@ def bench_fold_step(config, fold_counts: list[int], repeats: int = 5) -> None:
             state = train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, list(range(folds))))
             ids = jnp.tile(jnp.arange(batch), (folds, 1))
             args = (data, ids, jnp.zeros_like(ids), jnp.ones((folds, 3)), jax.random.key(1))
-            with fold_conv.strategy(strategy):
-                step = jax.jit(fold_parallel(train_step, graphdef=train_state.model_graphdef(make_model), tx=tx,
-                                             loss_fn=trainer._loss_fn(config.train), input_keys=tuple(shapes),
-                                             flow_keys=(), augment=augment), donate_argnums=0)
-                start = time.perf_counter()
-                compiled = step.lower(state, *args).compile()
-                compile_s = time.perf_counter() - start
+            step = jax.jit(fold_conv.traced_with(strategy, fold_parallel(
+                train_step, graphdef=train_state.model_graphdef(make_model), tx=tx,
+                loss_fn=trainer._loss_fn(config.train), input_keys=tuple(shapes), flow_keys=(),
+                augment=augment)), donate_argnums=0)
+            start = time.perf_counter()
+            compiled = step.lower(state, *args).compile()
+            compile_s = time.perf_counter() - start
             state, _ = compiled(state, *args)
             jax.block_until_ready(state)
             start, cpu = time.perf_counter(), time.process_time()
@@ -329,14 +330,14 @@ def main(argv) -> None:
         bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
     elif (_CONFIG.value is None) == (_NET.value is None):
         raise app.UsageError(f"{argv[1]} needs exactly one of --net and --config")
-    elif argv[1] == "fold_step":
-        bench_fold_step(_CONFIG.value if _NET.value is None else _net_config(_NET.value),
-                        [int(f) for f in _FOLDS.value])
-    elif argv[1] == "memory":
-        bench_memory(_CONFIG.value if _NET.value is None else _net_config(_NET.value), _NUM_FOLDS.value,
-                     _NUM_SAMPLES.value, _DEVICE_GIB.value)
     else:
-        bench_loso(_CONFIG.value if _NET.value is None else _net_config(_NET.value))
+        config = _CONFIG.value if _NET.value is None else _net_config(_NET.value)
+        if argv[1] == "fold_step":
+            bench_fold_step(config, [int(f) for f in _FOLDS.value])
+        elif argv[1] == "memory":
+            bench_memory(config, _NUM_FOLDS.value, _NUM_SAMPLES.value, _DEVICE_GIB.value)
+        else:
+            bench_loso(config)
 
 
 if __name__ == "__main__":

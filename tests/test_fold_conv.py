@@ -1,11 +1,11 @@
 """The fold-looped convolution equals JAX's grouped batching, forward and backward."""
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
 
+import jaxpr_testing
 from mer_jax.models import fold_conv
 
 CASES = [  # (kernel, strides, padding)
@@ -43,28 +43,13 @@ def test_loop_matches_grouped_forward_and_gradients(kernel, strides, padding):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
-def _conv_groups(fn, *args):
-    """feature_group_count of every convolution in the jaxpr of fn(*args)."""
-    groups = []
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "conv_general_dilated":
-                groups.append(eqn.params["feature_group_count"])
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
-    return groups
-
-
 def test_loop_strategy_has_one_ungrouped_convolution_per_fold():
     x, w = _folds(3, folds=4)
     def groups_under(name):
         step = jax.vmap(jax.grad(lambda x, w: _loss(fold_conv.conv_general_dilated, x, w, (1, 1), "SAME"),
                                  argnums=(0, 1)))
         with fold_conv.strategy(name):
-            return _conv_groups(step, x, w)
+            return jaxpr_testing.conv_groups(step, x, w)
 
     looped, grouped = groups_under("loop"), groups_under("grouped")
     assert looped and set(looped) == {1}
@@ -75,7 +60,7 @@ def test_loop_strategy_has_one_ungrouped_convolution_per_fold():
 def test_long_batched_axes_keep_the_grouped_form():
     x, w = _folds(3, folds=fold_conv.MAX_UNROLLED + 1, batch=1, side=4, cin=2, cout=2)
     with fold_conv.strategy("loop"):
-        groups = _conv_groups(jax.vmap(lambda x, w: fold_conv.conv_general_dilated(
+        groups = jaxpr_testing.conv_groups(jax.vmap(lambda x, w: fold_conv.conv_general_dilated(
             x, w, (1, 1), "SAME", dimension_numbers=DIMS)), x, w)
     assert len(groups) == 1 and groups[0] == fold_conv.MAX_UNROLLED + 1
 

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+import jaxpr_testing
 from configs import ststnet
 from mer_jax.data import folds
 from mer_jax.models.ststnet import STSTNet
@@ -77,3 +78,15 @@ def test_free_memory_from_device_stats_or_the_host():
     assert fold_memory.free_device_bytes(gpus) == 50
     host = fold_memory.free_device_bytes([device(None), device(None)])
     assert 0 < host < fold_memory.free_device_bytes([device(None)])
+
+
+@pytest.mark.parametrize("strategy,grouped", [("loop", False), ("grouped", True)])
+def test_the_trainer_traces_its_steps_with_train_fold_conv(strategy, grouped):
+    """The strategy travels with the jitted steps (fold_conv.traced_with), not with a caller's context."""
+    run = _run(fold_chunk=2, fold_conv=strategy)
+    state = jax.tree.map(lambda s: jax.ShapeDtypeStruct((2,) + s.shape[1:], s.dtype), run.fold_state)
+    ids = jax.ShapeDtypeStruct((2, 8), np.int32)
+    groups = jaxpr_testing.conv_groups(run.step_fn, state, run.data, ids, ids,
+                                       jax.ShapeDtypeStruct((2, 3), np.float32), run.aug_key)
+    assert groups and (max(groups) > 1) == grouped
+

@@ -1,12 +1,12 @@
 """Mixed precision (issue 5): bfloat16 compute, float32 parameters, statistics and optimizer state."""
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 
+import jaxpr_testing
 from configs import m3enet
 from mer_jax import experiment
 from mer_jax.data.augment import AugmentConfig
@@ -78,19 +78,12 @@ def _check_bf16_m3enet(input_gradients):
                                                     return_shape=True)(params, stats)
     assert logits.dtype == jnp.bfloat16 and loss.dtype == jnp.float32
     assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
-    heavy = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name in ("conv_general_dilated", "dot_general")]
+    heavy = [e for e in jaxpr_testing.equations(jaxpr.jaxpr) if e.primitive.name in ("conv_general_dilated", "dot_general")]
     # 27 convolutions and 6 matmuls forward; backward, each one's weight gradient and its input gradient,
     # but for JAX's own rule the 6 convolutions that read the constant input (conv1 and shortcut of each
     # stream's first block); the loop strategy's custom VJP writes all 27 (XLA drops the 6 unused ones).
     assert len(heavy) == 33 + 33 + 6 + input_gradients
     assert all(v.aval.dtype == jnp.bfloat16 for e in heavy for v in e.invars)
-
-
-def _equations(jaxpr):
-    for eqn in jaxpr.eqns:
-        yield eqn
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            yield from _equations(sub)
 
 
 def test_float32_is_the_model_itself_and_bad_names_fail():

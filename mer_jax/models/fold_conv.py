@@ -13,7 +13,8 @@ Strategies (config `train.fold_conv`):
   auto     loop on CPU, grouped elsewhere (the default)
   loop     one convolution per fold
   grouped  JAX's own batching rule (a grouped convolution)
-The strategy is read when a step is traced, from the `strategy(...)` context the trainer opens.
+The strategy is read when a step is traced: `traced_with(name, step)` binds it to the step (the
+trainer's way), `strategy(name)` sets it for whatever is traced inside the context.
 Batched axes longer than `MAX_UNROLLED` (a model's own vmap over, say, a batch) always use the grouped
 form, so only the fold axis is unrolled. Results agree to float round-off (tests/test_fold_conv.py).
 """
@@ -34,16 +35,32 @@ MAX_UNROLLED = 64          # folds of one chunk on one device; longer batched ax
 _strategy = contextvars.ContextVar("fold_conv_strategy", default="auto")
 
 
+def _check(name: str) -> None:
+    if name not in STRATEGIES:
+        raise ValueError(f"train.fold_conv must be one of {STRATEGIES}, got {name!r}")
+
+
 @contextlib.contextmanager
 def strategy(name: str):
     """Trace convolutions inside this context with strategy `name` (one of STRATEGIES)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"train.fold_conv must be one of {STRATEGIES}, got {name!r}")
+    _check(name)
     token = _strategy.set(name)
     try:
         yield
     finally:
         _strategy.reset(token)
+
+
+def traced_with(name: str, fn):
+    """`fn` whose convolutions use strategy `name` wherever it is traced (e.g. inside `jax.jit`)."""
+    _check(name)
+
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with strategy(name):
+            return fn(*args, **kwargs)
+
+    return traced
 
 
 def _loops() -> bool:

@@ -78,7 +78,7 @@ def _schedule(cfg, steps_per_epoch: int):
 def _optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
     """AdamW with `_schedule`; `weight_decay_on` = all (every parameter) or matrices (not biases, norms
     and other 1-D parameters, as EDMDBN's public code excludes them)."""
-    on = cfg.get("weight_decay_on", "all")
+    on = cfg.weight_decay_on
     if on not in ("all", "matrices"):
         raise ValueError(f"train.weight_decay_on must be 'all' or 'matrices', got {on!r}")
     mask = None if on == "all" else (lambda params: jax.tree.map(lambda p: p.ndim > 1, params))
@@ -148,10 +148,12 @@ class _Run:
         self.state_shardings = jax.tree.map(lambda _: sharding.fold_sharded(self.mesh), self.fold_state)
         self.init_fn = jax.jit(init, out_shardings=self.state_shardings)
         self.init_compiled = None
-        self.step_fn = jax.jit(fold_parallel(train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc),
-                                             input_keys=tuple(input_keys), flow_keys=tuple(flow_keys),
-                                             augment=self.augment), donate_argnums=0)
-        self.predict_fn = jax.jit(fold_parallel(predict, graphdef=graphdef, input_keys=tuple(input_keys)))
+        # Convolutions of the vmapped folds are lowered as `train.fold_conv` says (models/fold_conv.py).
+        self.step_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
+            train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc), input_keys=tuple(input_keys),
+            flow_keys=tuple(flow_keys), augment=self.augment)), donate_argnums=0)
+        self.predict_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
+            predict, graphdef=graphdef, input_keys=tuple(input_keys))))
         self.epochs_this_process = 0
         chunk = self._folds_per_chunk(fold_dev)
         self.chunk_size = math.ceil(chunk / fold_dev) * fold_dev   # padded to the fold devices
@@ -177,9 +179,8 @@ class _Run:
         ids = jax.ShapeDtypeStruct((fold_dev, self.tc.batch_size), jnp.int32, sharding=batch)
         alpha = jax.ShapeDtypeStruct((fold_dev, self.num_classes), jnp.float32, sharding=folds)
         eval_ids = jax.ShapeDtypeStruct((fold_dev, self.tc.eval_batch_size), jnp.int32, sharding=folds)
-        with fold_conv.strategy(self.tc.fold_conv):
-            train = self.step_fn.lower(state, self.data, ids, ids, alpha, self.aug_key).compile()
-            predict = self.predict_fn.lower(state["params"], state["batch_stats"], self.data, eval_ids).compile()
+        train = self.step_fn.lower(state, self.data, ids, ids, alpha, self.aug_key).compile()
+        predict = self.predict_fn.lower(state["params"], state["batch_stats"], self.data, eval_ids).compile()
         kept = fold_memory.tree_bytes(self.fold_state)
         if self.tc.selection != "last":   # the selected model's copy
             kept += fold_memory.tree_bytes({k: self.fold_state[k] for k in ("params", "batch_stats")})
@@ -319,7 +320,7 @@ def train_folds(*, config, workdir, data: dict, plan: FoldPlan, make_model: Call
     log.info("training %d folds in %d chunk(s) of %d on mesh %s, %d steps/epoch",
                  plan.num_folds, len(run.chunks), run.chunk_size, dict(run.mesh.shape), run.steps)
     metas = []
-    with jax.set_mesh(run.mesh), fold_conv.strategy(config.train.fold_conv):
+    with jax.set_mesh(run.mesh):
         for c, fold_ids in enumerate(run.chunks):
             meta, interrupted = _train_chunk(run, c, fold_ids)
             metas.append(meta)
