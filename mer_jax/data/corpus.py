@@ -157,7 +157,7 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
     def make_builder():
         builder = tfds.builder(requested, data_dir=data_dir, file_format="array_record")
         if builder_options:
-            config = _custom_config(builder.builder_config, builder_options, name)
+            config = _custom_config(builder.builder_config, builder_options, requested)
             builder = tfds.builder(builder.name, config=config, data_dir=data_dir, file_format="array_record")
         return builder
 

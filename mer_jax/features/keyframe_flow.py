@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mer_jax.features import cache
-from mer_jax.features.host_frames import resize_square
 from mer_jax.features.flow_tvl1 import TVL1Params, tvl1_flow
+from mer_jax.features.host_frames import resize_square
 from mer_jax.features.strain import optical_strain
 from mer_jax.features.tvl1_jax import tvl1_flow_batch
 
-log = logging.getLogger(__name__)
 
 FLOWS = ("jax_tvl1", "opencv_tvl1")
 

@@ -19,7 +19,6 @@ the train step; it commutes with the differences, so augmenting them equals diff
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import numpy as np
 
@@ -28,7 +27,6 @@ from mer_jax.features.frame_ops import sample_positions
 from mer_jax.features.host_frames import resize_square
 from mer_jax.features.normalise import IMAGENET_STD
 
-log = logging.getLogger(__name__)
 
 DETAILS = ("clip", "keyframes")
 NORMALISATIONS = ("imagenet", "none")
@@ -54,13 +52,13 @@ class MotionDifferencesConfig:
                              f"{self.num_frames} and {self.size}")
 
 
-def _interpolation(frame_numbers: np.ndarray, num_frames: int):
-    """(frame numbers read, their index pairs [num_frames, 2] and weights [num_frames]) that resample the
-    frames `frame_numbers` (in time order) linearly to `num_frames` frames."""
-    positions = np.asarray(sample_positions(num_frames, len(frame_numbers)))
+def _interpolation(num_sources: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index pairs [num_frames, 2] into the sources, weights [num_frames]) that resample `num_sources`
+    frames (in time order) linearly to `num_frames` frames."""
+    positions = np.asarray(sample_positions(num_frames, num_sources))
     lower = np.floor(positions).astype(int)
-    upper = np.minimum(lower + 1, len(frame_numbers) - 1)
-    return frame_numbers, np.stack([lower, upper], -1), (positions - lower).astype(np.float32)
+    upper = np.minimum(lower + 1, num_sources - 1)
+    return np.stack([lower, upper], -1), (positions - lower).astype(np.float32)
 
 
 def clip_motion(corpus, i: int, config: MotionDifferencesConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +71,7 @@ def clip_motion(corpus, i: int, config: MotionDifferencesConfig) -> tuple[np.nda
         sources = np.arange(onset, offset + 1)
     else:
         sources = np.array([onset, apex, offset])
-    sources, pairs, weights = _interpolation(sources, config.num_frames + 1)
+    pairs, weights = _interpolation(len(sources), config.num_frames + 1)
     needed = sorted({onset, apex} | set(sources[np.unique(pairs)].tolist()))
     decoded = corpus.frames(i, needed)
     frame = {n: resize_square(f, config.size).astype(np.float32) / 255.0 for n, f in zip(needed, decoded)}
