@@ -30,7 +30,7 @@ FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow", "motion_
 _AUTO_KIND = {"frames": "keyframe_flow", "flow": "precomputed_flow"}   # features.kind = auto, by corpus kind
 # Fields every features config may hold besides those of the kind's own config dataclass.
 _FEATURE_COMMON = ("kind", "cache_dir", "missing_apex")
-_FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1"),
+_FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1", "strain", "apex_difference"),
                    "precomputed_flow": ("size", "value_scale", "channel_order"),
                    "motion_differences": ("size", "num_frames", "detail", "normalise")}
 
