@@ -32,6 +32,12 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.train.fold_conv = "auto"
     config.train.selection = "last"               # last | val | test_selected (flagged, leaks test labels)
     config.train.num_val_subjects = 1             # for selection = val, drawn from each fold's training subjects
+    config.train.val_metric = "uf1"               # selection = val ranks eval epochs by: uf1 | loss (cross-entropy)
+    # >0: a fold stops once this many epochs passed without a better validation score (selection = val;
+    # masked updates under vmap, train/trainer.py); 0: every fold trains num_epochs
+    config.train.early_stopping_patience = 0
+    # inputs standardised per channel with each fold's training-sample mean and std (DFR-Net), e.g. ("apex",)
+    config.train.standardise_inputs = ()
     config.train.eval_every_epochs = 5
     config.train.eval_batch_size = 256
     config.train.checkpoint_every_epochs = 10

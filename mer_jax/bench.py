@@ -167,7 +167,7 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     from mer_jax.models.paper_figures import PAPER_FIGURES
     from mer_jax.train import state as train_state
     from mer_jax.train import trainer
-    from mer_jax.train.step import train_step
+    from mer_jax.train.step import fold_values, train_step
 
     config = _net_config(name)
     size, batch = config.model.input_size, config.train.batch_size
@@ -183,8 +183,9 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))
     data = {k: jax.random.uniform(jax.random.key(i), (batch,) + shapes[k]) for i, k in enumerate(keys)}
     data["label"] = jnp.arange(batch) % 3
-    step = jax.jit(lambda s: train_step(s, data, jnp.arange(batch), jnp.zeros(batch, jnp.int32), jnp.ones(3),
-                                        jax.random.key(1), graphdef=train_state.model_graphdef(make_model), tx=tx,
+    step = jax.jit(lambda s: train_step(s, data, jnp.arange(batch), jnp.zeros(batch, jnp.int32),
+                                        fold_values(jnp.ones(3), jnp.asarray(True)), jax.random.key(1),
+                                        graphdef=train_state.model_graphdef(make_model), tx=tx,
                                         loss_fn=trainer._loss_fn(config.train), input_keys=keys, flow_keys=(),
                                         augment=AugmentConfig(variants=1))[0])
     holder = [fold_state]
@@ -206,13 +207,14 @@ def _models_table(rows: list[dict], device: str) -> str:
              "(mer_jax/models/complexity.py); latency: median of 50 jitted batch-1 calls; training: median of "
              "10 jitted train steps (AdamW, no augmentation).", "",
              "| network | input | params (M) | paper params (M) | FLOPs (M) | paper FLOPs (M) | paper source | "
-             "batch-1 latency (ms) | train samples/s (batch) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "batch-1 latency (ms) | paper CPU latency (ms) | train samples/s (batch) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         paper = r["paper"]
         lines.append(f"| {r['name']} | {r['input']} | {r['params'] / 1e6:.4g} | {figure(paper and paper.params, 1e6)} | "
                      f"{r['flops'] / 1e6:.4g} | {figure(paper and paper.flops, 1e6)} | {paper.source if paper else '-'} | "
-                     f"{r['latency_ms']:.2f} | {r['train_samples_per_s']:.3g} ({r['batch']}) |")
+                     f"{r['latency_ms']:.2f} | {figure(paper and paper.cpu_latency_ms, 1)} | "
+                     f"{r['train_samples_per_s']:.3g} ({r['batch']}) |")
     return "\n".join(lines)
 
 
@@ -286,7 +288,7 @@ def bench_fold_step(config, fold_counts: list[int], repeats: int = 5) -> None:
     from mer_jax.models import fold_conv
     from mer_jax.train import state as train_state
     from mer_jax.train import trainer
-    from mer_jax.train.step import fold_parallel, train_step
+    from mer_jax.train.step import fold_parallel, fold_values, train_step
 
     name, batch = config.model.name, config.train.batch_size
     shapes, make_model = _model_parts(config)
@@ -299,7 +301,8 @@ def bench_fold_step(config, fold_counts: list[int], repeats: int = 5) -> None:
         for folds in fold_counts:
             state = train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, list(range(folds))))
             ids = jnp.tile(jnp.arange(batch), (folds, 1))
-            args = (data, ids, jnp.zeros_like(ids), jnp.ones((folds, 3)), jax.random.key(1))
+            args = (data, ids, jnp.zeros_like(ids), fold_values(jnp.ones((folds, 3)), jnp.ones(folds, bool)),
+                    jax.random.key(1))
             step = jax.jit(fold_conv.traced_with(strategy, fold_parallel(
                 train_step, graphdef=train_state.model_graphdef(make_model), tx=tx,
                 loss_fn=trainer._loss_fn(config.train), input_keys=tuple(shapes), flow_keys=(),

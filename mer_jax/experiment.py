@@ -147,11 +147,12 @@ def train_and_evaluate(config, workdir) -> dict | None:
         log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
                     "--workdir to resume", config.train.stop_after_epochs)
         return None
-    history = _curves(result, labels, len(class_names))
+    history = _curves(result, labels, len(class_names), config.train.val_metric)
     results = {
         **_results_head(config, corpus, labels, result, excluded, plan, class_names),
         "selection": result.selection,
         "selected_epoch": {plan.names[f]: int(e) for f, e in enumerate(result.selected_epoch)},
+        "epochs_trained": {plan.names[f]: int(e) for f, e in enumerate(result.epochs_trained)},
         "wall_time_s": result.wall_time_s,
         "config": config.to_dict(),
     }
@@ -212,17 +213,26 @@ def _run_defining(config) -> dict:
     return d
 
 
-def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int) -> dict:
-    """Per-epoch means over folds and pooled held-out UF1/UAR per eval epoch (for plots, TensorBoard)."""
+def _curves(result: trainer.TrainResult, labels: np.ndarray, num_classes: int, val_metric: str) -> dict:
+    """Per-epoch means over folds and pooled held-out UF1/UAR per eval epoch (for plots, TensorBoard);
+    with validation selection, the fold mean of `val_metric` (val_uf1 or val_loss)."""
     h = result.history
     preds = [p.argmax(-1) for p in h["test_probs"]]
-    curves = {"epoch": h["epoch"], "train_loss": h["train_loss"].mean(1).tolist(),
-              "train_accuracy": h["train_accuracy"].mean(1).tolist(), "eval_epoch": h["eval_epoch"],
+    curves = {"epoch": h["epoch"], "train_loss": _training_mean(h["train_loss"]),
+              "train_accuracy": _training_mean(h["train_accuracy"]), "eval_epoch": h["eval_epoch"],
               "test_uf1": [metrics.uf1(labels, p, num_classes) for p in preds],
               "test_uar": [metrics.uar(labels, p, num_classes) for p in preds]}
     if h["val_score"] is not None:
-        curves["val_uf1"] = h["val_score"].mean(1).tolist()
+        curves[f"val_{val_metric}"] = h["val_score"].mean(1).tolist()
     return curves
+
+
+def _training_mean(per_fold: np.ndarray) -> list[float]:
+    """Mean [E] over the folds still training of a per-fold training curve [E, F] (a fold stopped early
+    has NaN there, trainer.py); NaN for an epoch in which every fold had stopped."""
+    training = ~np.isnan(per_fold)
+    count = training.sum(1)
+    return np.where(count > 0, np.where(training, per_fold, 0).sum(1) / np.maximum(count, 1), np.nan).tolist()
 
 
 def _write_predictions(workdir: Path, corpus, labels, test_probs, test_fold, plan, class_names) -> None:
@@ -246,7 +256,8 @@ def _write_scalars(workdir: Path, curves: dict) -> None:
     for i, epoch in enumerate(curves["epoch"]):
         writer.write_scalars(epoch, {"train/loss": curves["train_loss"][i],
                                      "train/accuracy": curves["train_accuracy"][i]})
+    held_out = {k.replace("_", "/", 1): k for k in ("test_uf1", "test_uar", "val_uf1", "val_loss") if k in curves}
     for i, epoch in enumerate(curves["eval_epoch"]):
-        writer.write_scalars(epoch, {"test/uf1": curves["test_uf1"][i], "test/uar": curves["test_uar"][i]})
+        writer.write_scalars(epoch, {tag: curves[k][i] for tag, k in held_out.items()})
     writer.flush()
     writer.close()

@@ -55,7 +55,7 @@ def count(num_classes=3, **kwargs):
 def batch(size=2, input_size=SIZE, seed=0):
     keys = jax.random.split(jax.random.key(seed), 3)
     return {name: jax.random.normal(key, (size, input_size, input_size, 3))
-            for name, key in zip(("apex", "motion", "difference"), keys)}
+            for name, key in zip(("apex", "flow", "difference"), keys)}
 
 
 def np_conv(x, kernel, bias, padding):
@@ -182,7 +182,7 @@ def test_proposed_fusion_matches_eq9_eq10():
     inputs = batch()
     shallow = lambda layer, x: relu(np_conv(x, layer.kernel[...], layer.bias[...], 1))
     spatial = shallow(model.spatial_shallow, inputs["apex"])
-    temporal = shallow(model.temporal_shallow, inputs["motion"])
+    temporal = shallow(model.temporal_shallow, inputs["flow"])
     difference = shallow(model.difference_shallow, inputs["difference"])
     fused = shallow(model.fusion_conv1, np.concatenate([spatial, difference], -1))
     fused = shallow(model.fusion_conv2, fused)
@@ -204,6 +204,7 @@ def test_variants_give_finite_logits(kwargs):
     if kwargs.get("image_channels") == 1:
         inputs = {**inputs, "apex": inputs["apex"][..., :1], "difference": inputs["difference"][..., :1]}
     assert {k: v.shape[1:] for k, v in inputs.items()} == DFRNet.input_shapes(SIZE, **kwargs)
+    assert model.fuse(inputs).shape == (2, SIZE, SIZE, SMALL["fused_features"])   # every fusion: [B, S, S, C_f]
     logits = model(inputs, train=False)
     assert logits.shape == (2, 4)
     assert np.isfinite(np.asarray(logits)).all()
@@ -229,7 +230,7 @@ def test_model_holds_only_params_and_batch_stats():
     assert jax.tree.leaves(stats) and not jax.tree.leaves(rest)
 
 
-@pytest.mark.parametrize("key, shape", [("motion", (2, SIZE, SIZE, 2)), ("apex", (2, SIZE + 1, SIZE, 3)),
+@pytest.mark.parametrize("key, shape", [("flow", (2, SIZE, SIZE, 2)), ("apex", (2, SIZE + 1, SIZE, 3)),
                                         ("difference", (SIZE, SIZE, 3))])
 def test_bad_input_shape_names_the_key(key, shape):
     model = DFRNet(3, rngs=nnx.Rngs(0), **{**SMALL, "num_layers": 1})
@@ -246,5 +247,74 @@ def test_bad_fields_raise(kwargs):
 
 
 def test_inputs_and_shapes():
-    assert DFRNet.inputs_for(fusion="add") == ("apex", "motion", "difference")
-    assert DFRNet.input_shapes() == {"apex": (112, 112, 3), "motion": (112, 112, 3), "difference": (112, 112, 3)}
+    assert DFRNet.inputs_for(fusion="add") == ("apex", "flow", "difference")
+    assert DFRNet.input_shapes() == {"apex": (112, 112, 3), "flow": (112, 112, 3), "difference": (112, 112, 3)}
+
+
+def dense_macs(size=112):
+    """Multiply-adds of the default model at size x size, zero padding included (closed form)."""
+    conv = lambda side, k, cin, cout: side * side * k * k * cin * cout
+    macs = 3 * conv(size, 3, 3, 32) + 2 * conv(size, 3, 64, 64)       # shallow branches, Eq. 9 f1 f2
+    macs += (64 + 32) * 64 + 64 * 64                                  # Eq. 10 g1, g2 on 1 x 1 maps
+    side = size // 2
+    macs += conv(side, 7, 64, 64)                                     # stem, stride 2
+    side //= 2                                                        # max-pool
+    for cin, cout, down in RESNET_BLOCKS:
+        side //= 2 if down else 1
+        macs += conv(side, 3, cin, cout) + conv(side, 3, cout, cout) + conv(side, 1, cin, cout) * down
+        macs += cout * (cout // 16) * 2 + side * side * 49 * 2        # CA on 1 x 1, SA 7 x 7 over [mean, max]
+    return macs + 256 * 3
+
+
+def test_size_next_to_the_papers():
+    """Section 4.3: "a little over 3 million" parameters. The paper's FLOPs sit in image-only tables
+    (5, 7, 9), so ours are checked against the closed-form count: XLA skips the zero padding."""
+    from mer_jax.models.paper_figures import PAPER_FIGURES
+
+    paper = PAPER_FIGURES["dfrnet"]
+    assert 1.0 <= count() / paper.params < 1.05 and paper.flops is None
+    model = nnx.eval_shape(lambda: DFRNet(3, rngs=nnx.Rngs(0)))
+    inputs = {k: jax.ShapeDtypeStruct((1,) + s, jnp.float32) for k, s in DFRNet.input_shapes().items()}
+    flops = complexity.flops_per_sample(model, inputs)
+    print(f"DFRNet at 112: {flops / 1e9:.2f} GFLOPs (XLA), dense {dense_macs() / 1e9:.2f} G multiply-adds")
+    assert 1.90e9 < dense_macs() < 1.92e9
+    assert 0.95 < flops / (2 * dense_macs()) < 1.0
+
+
+def test_configs_hold_the_papers_settings():
+    from configs import dfrnet
+
+    paper, smoke = dfrnet.get_config(), dfrnet.get_config("smoke")
+    t = paper.train
+    assert (t.learning_rate, t.batch_size, t.num_epochs, t.early_stopping_patience, t.val_metric, t.selection,
+            t.loss, t.weight_decay, t.schedule) == (1e-5, 32, 100, 10, "loss", "val", "cross_entropy", 0.0,
+                                                    "constant")
+    assert set(t.standardise_inputs) == set(DFRNet.inputs_for()) and t.eval_every_epochs == 1
+    assert paper.augment.flip and paper.augment.max_shift_px > 0 and paper.augment.online
+    f = paper.features
+    assert (f.kind, f.strain, f.apex_difference, f.missing_apex) == ("keyframe_flow", "dfrnet", "rgb", "dc_rois")
+    assert f.size == f.flow_size == paper.model.input_size == 112
+    smoke.model.input_size = 40    # one shared value
+    assert smoke.features.size == smoke.features.flow_size == 40
+    with pytest.raises(ValueError, match="variant"):
+        dfrnet.get_config("fast")
+
+
+def test_smoke_loso_end_to_end(data_dir, tmp_path):
+    """configs/dfrnet.py:smoke through train_and_evaluate: TV-L1 flow with Eq. 7 strain, apex and
+    difference inputs, per-fold standardisation, early stopping on the validation loss, the report."""
+    import json
+
+    from configs import dfrnet
+    from mer_jax import experiment
+
+    config = dfrnet.get_config("smoke")
+    config.dataset.data_dir = data_dir
+    config.train.progress = False
+    results = experiment.train_and_evaluate(config, tmp_path)
+    assert results["protocol"]["num_folds"] == 6 and results["model"] == "dfrnet"
+    assert results["selection"] == "val" and 0.0 <= results["uf1"] <= 1.0
+    trained, selected = results["epochs_trained"], results["selected_epoch"]
+    assert all(1 <= selected[f] <= trained[f] <= 3 for f in trained)
+    assert "## Epochs per fold" in (tmp_path / "results.md").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["features"]["strain"] == "dfrnet"

@@ -128,7 +128,8 @@ def _with_mesh(config, fold_devices, data_devices):
     return config
 
 
-@pytest.mark.parametrize("selection", ["val", "test_selected"])
+# selection=val runs end to end in the DFR-Net smoke LOSO (tests/test_dfrnet.py), so here only with -m slow
+@pytest.mark.parametrize("selection", [pytest.param("val", marks=pytest.mark.slow), "test_selected"])
 def test_selection_modes_are_labelled(data_dir, tmp_path, selection):
     results = run(smoke_config(data_dir, selection=selection, num_epochs=2, eval_every_epochs=1), tmp_path)
     assert results["selection"] == selection

@@ -59,8 +59,8 @@ def test_the_estimate_covers_a_chunk_of_several_folds():
     state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct((4,) + s.shape[1:], s.dtype, sharding=sh),
                          run.fold_state, run.state_shardings)
     ids = jax.ShapeDtypeStruct((4, 8), np.int32, sharding=trainer.sharding.fold_batch_sharded(run.mesh))
-    alpha = jax.ShapeDtypeStruct((4, 3), np.float32, sharding=trainer.sharding.fold_sharded(run.mesh))
-    analysis = run.step_fn.lower(state, run.data, ids, ids, alpha, run.aug_key).compile().memory_analysis()
+    analysis = run.step_fn.lower(state, run.data, ids, ids, run.fold_values_shapes(4),
+                                 run.aug_key).compile().memory_analysis()
     actual = analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
     predicted = estimate.fixed + 4 * estimate.per_fold
     assert abs(actual - predicted) <= 0.1 * predicted, (actual, predicted)
@@ -86,7 +86,7 @@ def test_the_trainer_traces_its_steps_with_train_fold_conv(strategy, grouped):
     run = _run(fold_chunk=2, fold_conv=strategy)
     state = jax.tree.map(lambda s: jax.ShapeDtypeStruct((2,) + s.shape[1:], s.dtype), run.fold_state)
     ids = jax.ShapeDtypeStruct((2, 8), np.int32)
-    groups = jaxpr_testing.conv_groups(run.step_fn, state, run.data, ids, ids,
-                                       jax.ShapeDtypeStruct((2, 3), np.float32), run.aug_key)
+    values = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), run.fold_values_shapes(2))
+    groups = jaxpr_testing.conv_groups(run.step_fn, state, run.data, ids, ids, values, run.aug_key)
     assert groups and (max(groups) > 1) == grouped
 

@@ -13,7 +13,7 @@ from mer_jax.data.augment import AugmentConfig
 from mer_jax.models import fold_conv, precision, registry
 from mer_jax.train import losses
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
-from mer_jax.train.step import _apply, fold_parallel, train_step
+from mer_jax.train.step import _apply, fold_parallel, fold_values, train_step
 
 NUM_CLASSES = 3
 
@@ -34,8 +34,8 @@ def _one_step(dtype_name):
                                  loss_fn=lambda lg, y, a: losses.focal_loss(lg, y, a), input_keys=("flow",),
                                  flow_keys=("flow",), augment=AugmentConfig(variants=1)))
     ids = jnp.arange(16)[None]
-    alpha = jnp.full((1, NUM_CLASSES), 2 / 3)
-    new_state, metrics = step(state, data, ids, jnp.zeros_like(ids), alpha, jax.random.key(1))
+    fold = fold_values(jnp.full((1, NUM_CLASSES), 2 / 3), jnp.ones(1, bool))
+    new_state, metrics = step(state, data, ids, jnp.zeros_like(ids), fold, jax.random.key(1))
     return state, new_state, metrics
 
 

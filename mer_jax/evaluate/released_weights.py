@@ -91,7 +91,7 @@ def evaluate_folds(*, weights_dir, plan: FoldPlan, data: dict, make_model: Calla
     files = {name: weight_file(weights_dir, name) for name in plan.names}  # every file checked up front
     graphdef = split_model(nnx.eval_shape(lambda: make_model(nnx.Rngs(0))))[0]
     predict_fn = jax.jit(lambda params, stats, inputs, ids: predict(
-        params, stats, inputs, ids, graphdef=graphdef, input_keys=tuple(input_keys)))
+        params, stats, inputs, ids, {}, graphdef=graphdef, input_keys=tuple(input_keys)))
     inputs = {k: jnp.asarray(data[k]) for k in input_keys}
     n = plan.test.shape[1]
     test_probs, test_fold = None, plan.test.argmax(0)

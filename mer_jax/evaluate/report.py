@@ -19,6 +19,7 @@ from mer_jax.train import distributed
 REQUIRED_KEYS = ("uf1", "uar", "accuracy", "per_class", "per_dataset", "per_fold", "confusion_matrix", "protocol",
                  "selection", "config")
 HELD_OUT_CURVES = {"test_uf1": "test UF1 (pooled)", "test_uar": "test UAR (pooled)", "val_uf1": "val UF1"}
+VAL_LOSS = "val_loss"   # per eval epoch, drawn next to the training loss
 SELECTIONS = {
     "last": "model after the last epoch",
     "val": "epoch selected on a validation split of the training subjects",
@@ -37,7 +38,7 @@ def write_report(workdir, results: dict, history: dict | None = None) -> dict[st
     `results` holds the output of `metrics.summarize` plus `protocol` (dict), `selection` (one of
     SELECTIONS) and `config` (plain dict); `model` and `corpus` are optional. `history` (optional) holds
     `epoch`, `train_loss`, `train_accuracy` and, aligned with `eval_epoch`, any of `test_uf1`, `test_uar`,
-    `val_uf1`. Only process 0 of a multi-process job writes; the others validate and return {}.
+    `val_uf1`, `val_loss`. Only process 0 of a multi-process job writes; the others validate and return {}.
     """
     missing = [k for k in REQUIRED_KEYS if k not in results]
     if missing:
@@ -94,7 +95,8 @@ def _matrix_table(matrix: list[list[int]], names: list[str]) -> list[str]:
 
 
 def markdown(results: dict) -> str:
-    """results.md: headline pooled metrics, per-fold mean ± std, per class, per dataset, confusion matrices."""
+    """results.md: headline pooled metrics, per-fold mean ± std, epochs per fold (for a selection other
+    than last), per class, per dataset, confusion matrices."""
     sel = results["selection"]
     tag = f"selection: {sel}"
     names = list(results["per_class"])
@@ -120,6 +122,13 @@ def markdown(results: dict) -> str:
               "are noisy. The pooled numbers above are the headline.", ""]
     lines += _table(["metric", "mean ± std"], [[label, f"{mean[m]:.4f} ± {std[m]:.4f}"] for m, label in
                                                (("uf1", "UF1"), ("uar", "UAR"), ("accuracy", "accuracy"))])
+    if "epochs_trained" in results and sel != "last":
+        lines += ["", "## Epochs per fold", "",
+                  "Epochs each fold trained for (fewer than train.num_epochs: stopped early on its validation "
+                  "subjects) and the epoch of the model it reports.", ""]
+        lines += _table(["fold", "epochs trained", "reported epoch"],
+                        [[fold, trained, results["selected_epoch"][fold]]
+                         for fold, trained in results["epochs_trained"].items()])
     lines += ["", f"## Per class ({tag})", ""]
     lines += _table(["class", "precision", "recall", "F1", "AUC", "support"],
                     [[name, c["precision"], c["recall"], c["f1"], c["auc"], c["support"]]
@@ -159,7 +168,7 @@ def _confusion_figure(scores: dict, names: list[str], title: str) -> Figure:
 
 def _check_history(history: dict) -> None:
     """Every curve has one value per entry of its x axis (`epoch` or `eval_epoch`)."""
-    held_out = tuple(k for k in HELD_OUT_CURVES if history.get(k) is not None)
+    held_out = tuple(k for k in (*HELD_OUT_CURVES, VAL_LOSS) if history.get(k) is not None)
     for axis, keys in (("epoch", ("train_loss", "train_accuracy")), ("eval_epoch", held_out)):
         for key in keys:
             if axis not in history or key not in history:
@@ -176,7 +185,10 @@ def _curves_figure(history: dict, title: str) -> Figure:
     fig = Figure(figsize=(4.5 * panels, 3.6), layout="constrained")
     axes = fig.subplots(1, panels)
     for ax, key in zip(axes, ("train_loss", "train_accuracy")):
-        ax.plot(history["epoch"], history[key], marker=".")
+        ax.plot(history["epoch"], history[key], marker=".", label="train")
+        if key == "train_loss" and history.get(VAL_LOSS) is not None:
+            ax.plot(history["eval_epoch"], history[VAL_LOSS], marker="o", label="validation")
+            ax.legend(fontsize=8)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key.replace("_", " "), fontsize=10)

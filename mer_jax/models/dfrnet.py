@@ -1,7 +1,7 @@
 """DFR-Net (DynamicFusionResNet; Li, Huang and Wu, CMC 2025; papers/dfr-net.txt). No public code exists.
 
     inputs["apex"]       [B, S, S, c]  apex frame (spatial branch, section 3.1.2)
-    inputs["motion"]     [B, S, S, 3]  optical flow u, v and strain onset -> apex (temporal branch, Eq. 4-7)
+    inputs["flow"]       [B, S, S, 3]  optical flow u, v and strain onset -> apex (temporal branch, Eq. 4-7)
     inputs["difference"] [B, S, S, c]  |apex - onset| (differential branch, Eq. 8)
       shallow extraction, one per branch: conv3x3 stride 1 + ReLU (section 3.2) -> F_s, F_t, F_d
       F_fused = ReLU(f2(ReLU(f1([F_s, F_d]))))                     (Eq. 9, Fig. 3)
@@ -16,7 +16,7 @@
 
 Choices where the paper is silent (each a constructor field; docs/deviations.md, "DFR-Net"):
 - `image_channels` = 3: the apex frame and the difference map are RGB (the paper never says grey);
-  the motion input has 3 channels (V_m in R^{W x H x 3}, section 3.1.2).
+  the flow input has 3 channels (V_m in R^{W x H x 3}, section 3.1.2).
 - `input_size` = 112 (the paper gives none): at 112 the model needs 1.91 G multiply-adds per sample,
   about ResNet-18 at 224 (1.8 G), which fits the paper's 50-60 ms on a laptop CPU (sections 4.3, 4.4);
   at 224 it would need four times that. Any size >= 1 works (global pooling before the classifier).
@@ -59,7 +59,7 @@ from flax import nnx
 
 from mer_jax.models.layers import ResBlock, batch_norm, conv, linear
 
-INPUTS = ("apex", "motion", "difference")
+INPUTS = ("apex", "flow", "difference")
 MOTION_CHANNELS = 3   # u, v, strain: V_m in R^{W x H x 3} (section 3.1.2)
 FUSIONS = ("proposed", "add", "multiply", "concat")   # Table 4
 ATTENTIONS = ("both", "ca", "sa", "none")              # Tables 6-7
@@ -150,7 +150,7 @@ class DFRNet(nnx.Module):
     @staticmethod
     def input_shapes(input_size: int = 112, image_channels: int = 3, **_) -> dict[str, tuple[int, ...]]:
         s = input_size
-        return {"apex": (s, s, image_channels), "motion": (s, s, MOTION_CHANNELS),
+        return {"apex": (s, s, image_channels), "flow": (s, s, MOTION_CHANNELS),
                 "difference": (s, s, image_channels)}
 
     def __init__(self, num_classes: int, *, rngs: nnx.Rngs, input_size: int = 112, num_layers: int = 3,
@@ -201,7 +201,7 @@ class DFRNet(nnx.Module):
     def fuse(self, inputs: dict[str, jax.Array]) -> jax.Array:
         """The fused feature map [B, S, S, C_f] that enters the ResNet (section 3.2, or a Table 4 variant)."""
         spatial = jax.nn.relu(self.spatial_shallow(self._input(inputs, "apex")))
-        temporal = jax.nn.relu(self.temporal_shallow(self._input(inputs, "motion")))
+        temporal = jax.nn.relu(self.temporal_shallow(self._input(inputs, "flow")))
         difference = jax.nn.relu(self.difference_shallow(self._input(inputs, "difference")))
         if self.fusion == "proposed":
             x = jnp.concatenate([spatial, difference], -1)

@@ -1,4 +1,4 @@
-"""The parameter and FLOP counts the papers report for each network, to print next to ours."""
+"""The parameter and FLOP counts (and CPU latencies) the papers report for each network, to print next to ours."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,13 +6,19 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class PaperFigures:
-    """params and per-sample inference FLOPs as a paper reports them (None: not reported), and where."""
+    """params, per-sample inference FLOPs and batch-1 CPU latency as a paper reports them (None: not
+    reported), and where."""
     params: float | None
     flops: float | None
     source: str
+    cpu_latency_ms: float | None = None
 
 
 PAPER_FIGURES = {
+    # "a little over 3 million" parameters; its FLOPs are only in image tables (5, 7, 9) we cannot read.
+    # "around 50 ms" per inference on an Intel i7-1165G7 laptop CPU (section 4.3; "around 60 ms", 4.4).
+    "dfrnet": PaperFigures(3.0e6, None, "DFR-Net section 4.3 (\"a little over 3M\"; 50 ms on an i7-1165G7)",
+                           cpu_latency_ms=50.0),
     # Table 4's "13.2 G FLOPs" matches our multiply-add count (half XLA's FLOPs; tests/test_edmdbn.py).
     "edmdbn": PaperFigures(50.8e6, 13.2e9, "EDMDBN Table 4 (FLOPs there = multiply-adds)"),
     "m3enet": PaperFigures(6.01e6, 142.87e6, "M3ENet Table 4"),

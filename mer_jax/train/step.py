@@ -1,7 +1,8 @@
 """Update and prediction steps for ONE fold; the trainer runs them as `jax.jit(jax.vmap(...))`.
 
 Both read the corpus features from `data` (a dict of [N, ...] arrays shared by all folds) and
-gather their batch by sample id, so only int ids travel per step.
+gather their batch by sample id, so only int ids travel per step. What differs between folds besides
+their state travels in `fold` (see `fold_values`).
 """
 
 import functools
@@ -28,6 +29,23 @@ def _takes_dropout_key(model) -> bool:
     return "dropout_key" in inspect.signature(type(model).__call__).parameters
 
 
+def fold_values(class_weights, active, input_stats=None) -> dict:
+    """The per-fold values a train step reads besides its batch and state:
+      class_weights [K]  the loss weighting of the fold's training labels
+      active       []    False once the fold has stopped early: its update is discarded, so its
+                         parameters, statistics and optimizer state stay as they were (masked update)
+      input_stats        {input key: {"mean": [C], "std": [C]}} of the fold's training samples; those
+                         inputs are standardised per channel after augmentation (`standardise`)
+    For vmapped folds every leaf has a leading fold axis. `predict` reads `input_stats` only."""
+    return {"class_weights": class_weights, "active": active, "input_stats": input_stats or {}}
+
+
+def standardise(inputs: dict, input_stats: dict) -> dict:
+    """`inputs` with every key of `input_stats` mapped to (x - mean) / std per channel."""
+    return {k: (x - input_stats[k]["mean"]) / input_stats[k]["std"] if k in input_stats else x
+            for k, x in inputs.items()}
+
+
 def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None):
     """Logits and the BatchNorm statistics after the call (changed only when `train`). `dropout_key`
     goes to models that take one, in training only."""
@@ -37,33 +55,37 @@ def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None)
     return logits, nnx.state(model, nnx.BatchStat)
 
 
-def train_step(state, data, sample_ids, variant_ids, alpha, aug_key, *, graphdef, tx, loss_fn: Callable,
+def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef, tx, loss_fn: Callable,
                input_keys, flow_keys, augment: AugmentConfig):
     """One optimizer update of one fold on the batch `sample_ids` [B] (variants `variant_ids` [B]).
 
-    `alpha` [K] is the fold's class weighting for the loss. Returns (new state, TrainMetrics).
+    `fold` holds the fold's `fold_values`. Returns (new state, TrainMetrics); a fold that is not
+    `active` gets its state back unchanged.
     """
     inputs = {k: data[k][sample_ids] for k in input_keys}
     if augment.active:
         inputs = augment_batch(inputs, sample_ids, variant_ids, aug_key, augment, flow_keys, step=state["step"])
+    inputs = standardise(inputs, fold["input_stats"])
     labels = data["label"][sample_ids]
 
     dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state["dropout_key"]), state["step"])
 
     def loss_of(params):
         logits, stats = _apply(graphdef, params, state["batch_stats"], inputs, train=True, dropout_key=dropout_key)
-        return loss_fn(logits, labels, alpha), (logits, stats)
+        return loss_fn(logits, labels, fold["class_weights"]), (logits, stats)
 
     (loss, (logits, stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats,
                  "opt_state": opt_state, "step": state["step"] + 1, "dropout_key": state["dropout_key"]}
+    new_state = jax.tree.map(lambda new, old: jnp.where(fold["active"], new, old), new_state, state)
     return new_state, TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=labels)
 
 
-def predict(params, batch_stats, data, sample_ids, *, graphdef, input_keys):
-    """Class probabilities [T, K] of one fold's model on `sample_ids` [T] (eval mode)."""
-    inputs = {k: data[k][sample_ids] for k in input_keys}
+def predict(params, batch_stats, data, sample_ids, input_stats, *, graphdef, input_keys):
+    """Class probabilities [T, K] of one fold's model on `sample_ids` [T] (eval mode); `input_stats` as
+    in `fold_values`."""
+    inputs = standardise({k: data[k][sample_ids] for k in input_keys}, input_stats)
     logits, _ = _apply(graphdef, params, batch_stats, inputs, train=False)
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
@@ -74,4 +96,4 @@ def fold_parallel(fn, **static):
     bound = functools.partial(fn, **static)
     if fn is train_step:
         return jax.vmap(bound, in_axes=(0, None, 0, 0, 0, None))
-    return jax.vmap(bound, in_axes=(0, 0, None, 0))
+    return jax.vmap(bound, in_axes=(0, 0, None, 0, 0))

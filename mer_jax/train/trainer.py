@@ -9,11 +9,23 @@ statistics and optimizer state (models/precision.py).
 
 Model selection, applied per fold:
   last           the model after the last epoch (default; honest)
-  val            the eval epoch with the best score on validation subjects drawn from the fold's own
-                 training subjects (honest)
+  val            the eval epoch with the best `val_metric` (uf1, or loss: mean cross-entropy) on
+                 validation subjects drawn from the fold's own training subjects (honest)
   test_selected  the eval epoch with the best score on the fold's held-out test subject. This leaks
                  the test labels into the result; it exists only to reproduce published numbers and
                  its results are labelled `test_selected` everywhere.
+
+Early stopping (`early_stopping_patience` > 0, with selection "val"; DFR-Net section 4.3 after
+Prechelt [46]): a fold stops once `patience` epochs have passed since its best validation score. Folds
+of a chunk train in one vmapped step, so a stopped fold is not removed: its updates are masked (the
+step returns its state unchanged; train/step.py `fold_values`) while the others go on, and the chunk
+ends when all its folds have stopped. Each fold reports the model of its best validation epoch; its
+training loss is NaN after it stopped, and its held-out predictions at later eval epochs are those of
+its frozen model.
+
+`standardise_inputs` names inputs standardised per channel with the mean and std of each fold's
+training samples (DFR-Net section 4.3: "normalized the input images using the dataset's mean and
+standard deviation"; only the training subjects, so nothing of the held-out subject leaks in).
 """
 from __future__ import annotations
 
@@ -33,17 +45,19 @@ from tqdm.auto import tqdm
 
 from mer_jax.data.augment import AugmentConfig
 from mer_jax.data.folds import FoldPlan
+from mer_jax.features.normalise import channel_mean_std
 from mer_jax.models import fold_conv
 from mer_jax.models.precision import with_compute_dtype
 from mer_jax.train import fold_memory, losses, sampling, sharding
 from mer_jax.train.checkpointing import ChunkCheckpointer
 from mer_jax.train.distributed import to_host
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
-from mer_jax.train.step import fold_parallel, predict, train_step
+from mer_jax.train.step import fold_parallel, fold_values, predict, train_step
 
 log = logging.getLogger(__name__)
 
 SELECTIONS = ("last", "val", "test_selected")
+VAL_METRICS = {"uf1": 1.0, "loss": -1.0}   # sign that makes a higher value better
 
 
 @dataclasses.dataclass
@@ -52,8 +66,10 @@ class TrainResult:
     test_probs: np.ndarray        # float [N, K]: each sample predicted by the fold that tests it
     test_fold: np.ndarray         # int [N]: index of that fold in the plan
     selected_epoch: np.ndarray    # int [F]: epochs completed when the reported model was taken
+    epochs_trained: np.ndarray    # int [F]: epochs a fold was updated for (< num_epochs: stopped early)
     history: dict                 # epoch, train_loss [E, F], train_accuracy [E, F], eval_epoch,
-                                  # test_probs [E_eval, N, K], val_score [E_eval, F] (val selection)
+                                  # test_probs [E_eval, N, K], val_score [E_eval, F] (val selection,
+                                  # in units of val_metric)
     selection: str
     wall_time_s: float
     interrupted: bool = False     # stopped by `stop_after_epochs`; resume by running again
@@ -127,8 +143,19 @@ class _Run:
         if tc.selection == "val" and not plan.val.any():
             raise ValueError("train.selection='val' needs a fold plan with validation subjects "
                              "(set train.num_val_subjects >= 1)")
+        if tc.val_metric not in VAL_METRICS:
+            raise ValueError(f"train.val_metric must be one of {list(VAL_METRICS)}, got {tc.val_metric!r}")
+        if tc.early_stopping_patience < 0 or (tc.early_stopping_patience and tc.selection != "val"):
+            raise ValueError(f"train.early_stopping_patience={tc.early_stopping_patience} must be 0 (off) or a "
+                             "positive number of epochs with train.selection='val' (a fold stops on its "
+                             "validation subjects, never on its test subject, and keeps its best epoch's model)")
+        unknown = sorted(set(tc.standardise_inputs) - set(input_keys))
+        if unknown:
+            raise ValueError(f"train.standardise_inputs names {unknown}, which the model does not read; "
+                             f"its inputs are {list(input_keys)}")
         self.config, self.tc, self.workdir, self.plan = config, tc, workdir, plan
         self.labels = np.asarray(data["label"])
+        self.standardised = tuple(tc.standardise_inputs)
         self.num_classes, self.score_fn = num_classes, score_fn
         self.mesh = sharding.make_mesh(config.mesh.fold_devices, config.mesh.data_devices)
         fold_dev = self.mesh.shape["fold"]
@@ -177,16 +204,35 @@ class _Run:
                              self.fold_state, self.state_shardings)
         folds, batch = sharding.fold_sharded(self.mesh), sharding.fold_batch_sharded(self.mesh)
         ids = jax.ShapeDtypeStruct((fold_dev, self.tc.batch_size), jnp.int32, sharding=batch)
-        alpha = jax.ShapeDtypeStruct((fold_dev, self.num_classes), jnp.float32, sharding=folds)
+        values = self.fold_values_shapes(fold_dev)
         eval_ids = jax.ShapeDtypeStruct((fold_dev, self.tc.eval_batch_size), jnp.int32, sharding=folds)
-        train = self.step_fn.lower(state, self.data, ids, ids, alpha, self.aug_key).compile()
-        predict = self.predict_fn.lower(state["params"], state["batch_stats"], self.data, eval_ids).compile()
+        train = self.step_fn.lower(state, self.data, ids, ids, values, self.aug_key).compile()
+        predict = self.predict_fn.lower(state["params"], state["batch_stats"], self.data, eval_ids,
+                                        values["input_stats"]).compile()
         kept = fold_memory.tree_bytes(self.fold_state)
         if self.tc.selection != "last":   # the selected model's copy
             kept += fold_memory.tree_bytes({k: self.fold_state[k] for k in ("params", "batch_stats")})
         local = [d for d in self.mesh.devices.flat if d.process_index == jax.process_index()]
         return fold_memory.estimate(train_compiled=train, predict_compiled=predict, fold_state_bytes=kept,
                                     shared_bytes=fold_memory.tree_bytes(self.data), devices=local)
+
+    def fold_values_shapes(self, num_folds: int) -> dict:
+        """Shapes (fold-sharded) of the `fold_values` of `num_folds` folds, as `chunk_values` makes them."""
+        spec = lambda shape, dtype: jax.ShapeDtypeStruct((num_folds,) + shape, dtype,
+                                                        sharding=sharding.fold_sharded(self.mesh))
+        stats = {k: {"mean": spec(self.data[k].shape[-1:], jnp.float32), "std": spec(self.data[k].shape[-1:], jnp.float32)}
+                 for k in self.standardised}
+        return fold_values(spec((self.num_classes,), jnp.float32), spec((), jnp.bool_), stats)
+
+    def chunk_values(self, train_masks: np.ndarray, active: np.ndarray) -> dict:
+        """`fold_values` of the folds whose training samples are the rows of `train_masks` [F, N]."""
+        weigh = losses.CLASS_WEIGHTS[self.tc.class_weights]
+        weights = np.stack([weigh(self.labels[m], self.num_classes) for m in train_masks]).astype(np.float32)
+        stats = {}
+        for k in self.standardised:
+            mean, std = _fold_channel_stats(self.data[k], self.put_folds(train_masks.astype(np.float32)))
+            stats[k] = {"mean": mean, "std": std}
+        return fold_values(self.put_folds(weights), self.put_folds(active), stats)
 
     def put_folds(self, x, batch: bool = False):
         spec = sharding.fold_batch_sharded(self.mesh) if batch else sharding.fold_sharded(self.mesh)
@@ -207,17 +253,27 @@ class _Run:
         return {"train": train, "selected": jax.tree.map(jnp.copy, {"params": train["params"],
                                                                      "batch_stats": train["batch_stats"]})}
 
-    def predict_folds(self, model_state, masks):
-        """Per-fold probability lists for the samples of each row of `masks` [F, N]."""
+    def predict_folds(self, model_state, masks, values):
+        """Per-fold probability lists for the samples of each row of `masks` [F, N]; `values` are the
+        chunk's `fold_values` (its input statistics)."""
         ids, valid = sampling.eval_indices(masks)
         width = self.tc.eval_batch_size
         parts = []
         for start in range(0, ids.shape[1], width):
             block = ids[:, start:start + width]
             parts.append(np.asarray(to_host(self.predict_fn(model_state["params"], model_state["batch_stats"],
-                                                            self.data, self.put_folds(block)))))
+                                                            self.data, self.put_folds(block),
+                                                            values["input_stats"]))))
         probs = np.concatenate(parts, axis=1)
         return [probs[f][valid[f]] for f in range(len(masks))]
+
+
+@jax.jit
+def _fold_channel_stats(x, masks):
+    """Per-fold channel mean and std [F, C] of x [N, ..., C] over the samples of each row of `masks`
+    [F, N]; a channel with no spread gets std 1 (it is only centred)."""
+    mean, std = jax.vmap(channel_mean_std, in_axes=(None, 0))(x, masks)
+    return mean, jnp.where(std > 0, std, 1.0)
 
 
 def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict, bool]:
@@ -230,16 +286,18 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     if checkpointer.latest_epoch() is not None and checkpointer.latest_epoch() >= tc.num_epochs:
         meta = checkpointer.restore_meta()
         checkpointer.close()
+        meta.setdefault("stopped_epoch", [None] * real)   # checkpoints written before early stopping
         return meta, False
     state = run.init_state(padded)
     meta = {"fold_ids": fold_ids, "epoch": 0, "train_loss": [], "train_accuracy": [], "eval_epoch": [],
             "test_probs": [], "val_score": [], "best_score": [None] * real, "selected_epoch": [0] * real,
-            "selected_test_probs": [None] * real}
+            "selected_test_probs": [None] * real, "stopped_epoch": [None] * real}
     if checkpointer.latest_epoch() is not None:
         state, meta = checkpointer.restore(state)
+        meta.setdefault("stopped_epoch", [None] * real)
         log.info("chunk %d: resumed from epoch %d", chunk_index, meta["epoch"])
-    weigh = losses.CLASS_WEIGHTS[tc.class_weights]
-    alpha = run.put_folds(np.stack([weigh(run.labels[m], run.num_classes) for m in train_masks]).astype(np.float32))
+    active = _active(meta["stopped_epoch"], run.chunk_size)
+    values = run.chunk_values(train_masks, active)
     bar = tqdm(range(meta["epoch"], tc.num_epochs), desc=f"folds {fold_ids[0]}-{fold_ids[-1]}",
                initial=meta["epoch"], total=tc.num_epochs, disable=not tc.progress)
     interrupted = False
@@ -252,26 +310,35 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
         totals = None
         for s in range(run.steps):
             state["train"], metrics = run.step_fn(state["train"], run.data, run.put_folds(ids[:, s], batch=True),
-                                                  run.put_folds(variants[:, s], batch=True), alpha, run.aug_key)
+                                                  run.put_folds(variants[:, s], batch=True), values, run.aug_key)
             totals = metrics if totals is None else totals.merge(metrics)
         computed = to_host(jax.vmap(lambda m: m.compute())(totals))
-        loss, acc = np.asarray(computed["loss"])[:real], np.asarray(computed["accuracy"])[:real]
-        if not np.all(np.isfinite(loss)):
+        stopped = ~active[:real]
+        loss = np.where(stopped, np.nan, np.asarray(computed["loss"])[:real])
+        acc = np.where(stopped, np.nan, np.asarray(computed["accuracy"])[:real])
+        if not np.all(np.isfinite(loss[~stopped])):
             raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1} in folds "
                                      f"{[plan.names[f] for f in fold_ids]}: {loss}")
         meta["train_loss"].append(loss.tolist())
         meta["train_accuracy"].append(acc.tolist())
         done = epoch + 1
-        bar.set_postfix(loss=f"{loss.mean():.3f}", acc=f"{acc.mean():.3f}",
+        bar.set_postfix(loss=f"{np.nanmean(loss):.3f}", acc=f"{np.nanmean(acc):.3f}",
                         steps_per_s=f"{run.steps / (time.perf_counter() - t0):.2f}")
         if done % tc.eval_every_epochs == 0 or done == tc.num_epochs:
-            _evaluate(run, state, meta, done, test_masks, val_masks, real)
+            _evaluate(run, state, meta, done, test_masks, val_masks, real, values)
+            if _stop_folds(run, meta, done, fold_ids):
+                active = _active(meta["stopped_epoch"], run.chunk_size)
+                values = {**values, "active": run.put_folds(active)}
+        if not active.any():
+            done = _finish_stopped_chunk(run, meta, done, real)
         meta["epoch"] = done
         run.epochs_this_process += 1
         stop = bool(tc.stop_after_epochs) and run.epochs_this_process >= tc.stop_after_epochs
         if done % tc.checkpoint_every_epochs == 0 or done == tc.num_epochs or stop:
             checkpointer.save(done, state, meta)
-        if stop and done < tc.num_epochs:
+        if done >= tc.num_epochs:
+            break
+        if stop:
             interrupted = True
             break
     bar.close()
@@ -279,9 +346,54 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     return meta, interrupted
 
 
-def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, real: int) -> None:
+def _active(stopped_epoch: list, chunk_size: int) -> np.ndarray:
+    """bool [chunk_size]: the folds still training (padding folds follow the last real fold)."""
+    active = np.array([e is None for e in stopped_epoch])
+    return np.concatenate([active, np.full(chunk_size - len(active), active[-1])])
+
+
+def _stop_folds(run: _Run, meta: dict, done: int, fold_ids: list[int]) -> bool:
+    """Mark the folds whose best validation epoch is `early_stopping_patience` or more epochs back as
+    stopped at `done`; True if any fold stopped now."""
+    patience = run.tc.early_stopping_patience
+    if not patience:
+        return False
+    newly = [f for f, (stopped, best) in enumerate(zip(meta["stopped_epoch"], meta["selected_epoch"]))
+             if stopped is None and done - best >= patience]
+    for f in newly:
+        meta["stopped_epoch"][f] = done
+        log.info("fold %s stopped early after epoch %d (best validation %s %.4f at epoch %d)",
+                 run.plan.names[fold_ids[f]], done, run.tc.val_metric,
+                 meta["best_score"][f] * VAL_METRICS[run.tc.val_metric], meta["selected_epoch"][f])
+    return bool(newly)
+
+
+def _finish_stopped_chunk(run: _Run, meta: dict, done: int, real: int) -> int:
+    """Every fold of the chunk has stopped at or before `done`: fill the history up to num_epochs as the
+    frozen models would (NaN training loss, the same predictions and validation scores at every later
+    eval epoch) and return num_epochs, so the chunk counts as complete."""
+    tc = run.tc
+    for epoch in range(done + 1, tc.num_epochs + 1):
+        meta["train_loss"].append([math.nan] * real)
+        meta["train_accuracy"].append([math.nan] * real)
+        if epoch % tc.eval_every_epochs == 0 or epoch == tc.num_epochs:
+            meta["eval_epoch"].append(epoch)
+            meta["test_probs"].append(meta["test_probs"][-1])
+            if tc.selection == "val":
+                meta["val_score"].append(meta["val_score"][-1])
+    return tc.num_epochs
+
+
+def _val_metric(run: _Run, labels: np.ndarray, probs: np.ndarray) -> float:
+    """`train.val_metric` of predicted probabilities: UF1 of the argmax, or the mean cross-entropy."""
+    if run.tc.val_metric == "uf1":
+        return run.score_fn(labels, probs.argmax(-1))
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
+
+
+def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, real: int, values) -> None:
     """Held-out predictions at this epoch, and the selection rule's bookkeeping."""
-    test = run.predict_folds(state["train"], test_masks)[:real]
+    test = run.predict_folds(state["train"], test_masks, values)[:real]
     meta["eval_epoch"].append(done)
     meta["test_probs"].append([p.tolist() for p in test])
     selection = run.tc.selection
@@ -290,16 +402,15 @@ def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, re
         meta["selected_test_probs"] = [p.tolist() for p in test]
         return
     if selection == "val":
-        scored = run.predict_folds(state["train"], val_masks)[:real]
-        masks = val_masks
+        scored = run.predict_folds(state["train"], val_masks, values)[:real]
+        measured = [_val_metric(run, run.labels[m], p) for m, p in zip(val_masks, scored)]
+        meta["val_score"].append(measured)
+        scores = [VAL_METRICS[run.tc.val_metric] * v for v in measured]
     else:
-        scored, masks = test, test_masks
-    scores = [run.score_fn(run.labels[m], p.argmax(-1)) for m, p in zip(masks, scored)]
-    if selection == "val":
-        meta["val_score"].append(scores)
+        scores = [run.score_fn(run.labels[m], p.argmax(-1)) for m, p in zip(test_masks, test)]
     improved = np.zeros(run.chunk_size, bool)
     for f, score in enumerate(scores):
-        if meta["best_score"][f] is None or score > meta["best_score"][f]:
+        if meta["stopped_epoch"][f] is None and (meta["best_score"][f] is None or score > meta["best_score"][f]):
             improved[f] = True
             meta["best_score"][f], meta["selected_epoch"][f] = score, done
             meta["selected_test_probs"][f] = test[f].tolist()
@@ -334,12 +445,14 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
     test_probs = np.full((n, k), np.nan, np.float32)
     test_fold = plan.test.argmax(0)
     selected = np.zeros(plan.num_folds, int)
+    trained = np.zeros(plan.num_folds, int)
     eval_epochs = metas[0]["eval_epoch"]
     history_probs = np.full((len(eval_epochs), n, k), np.nan, np.float32)
     for meta in metas:
         for j, f in enumerate(meta["fold_ids"]):
             rows = np.flatnonzero(plan.test[f])
             selected[f] = meta["selected_epoch"][j]
+            trained[f] = meta["stopped_epoch"][j] or meta["epoch"]
             if meta["selected_test_probs"][j] is not None:
                 test_probs[rows] = np.asarray(meta["selected_test_probs"][j])
             for e, per_fold in enumerate(meta["test_probs"][:len(eval_epochs)]):
@@ -350,7 +463,8 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
         "eval_epoch": eval_epochs, "test_probs": history_probs,
         "val_score": _stack_folds(metas, "val_score") if run.tc.selection == "val" else None,
     }
-    return TrainResult(test_probs=test_probs, test_fold=test_fold, selected_epoch=selected, history=history,
+    return TrainResult(test_probs=test_probs, test_fold=test_fold, selected_epoch=selected, epochs_trained=trained,
+                       history=history,
                        selection=run.tc.selection, wall_time_s=wall, interrupted=interrupted)
 
 
