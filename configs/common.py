@@ -47,6 +47,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # Per-class loss weights from each fold's training labels: none | inverse_frequency (1 - n_i / N, the
     # focal loss's alpha; M3ENet) | balanced (M / (K M_i); EDMDBN on SAMM). train/losses.py
     config.train.class_weights = "none"
+    # >0: each fold trains on this many (sample, variant) pairs per class instead of all pairs (Adaptive
+    # DSTNet's alpha balancing: 150); train/sampling.py balanced_pool
+    config.train.balance_per_class = 0
     config.train.warmup_epochs = 0                # schedule = warmup_cosine: linear warm-up epochs
     config.train.weight_decay_on = "all"          # all | matrices (no decay on biases and norms)
     # float32 | bfloat16: the dtype the networks compute in; parameters, BatchNorm statistics, optimizer

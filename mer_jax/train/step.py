@@ -1,8 +1,10 @@
 """Update and prediction steps for ONE fold; the trainer runs them as `jax.jit(jax.vmap(...))`.
 
 Both read the corpus features from `data` (a dict of [N, ...] arrays shared by all folds) and
-gather their batch by sample id, so only int ids travel per step. What differs between folds besides
-their state travels in `fold` (see `fold_values`).
+gather their batch by sample id, so only int ids travel per step. Arrays named in `variant_keys` hold
+several versions of every sample, [N, V, ...] (e.g. Adaptive DSTNet's apex magnified at V alphas): a
+train batch takes version `variant_ids[b]` of sample `sample_ids[b]`, a prediction version
+`eval_variant`. What differs between folds besides their state travels in `fold` (see `fold_values`).
 """
 
 import functools
@@ -46,6 +48,10 @@ def standardise(inputs: dict, input_stats: dict) -> dict:
             for k, x in inputs.items()}
 
 
+def _gather(data: dict, keys, sample_ids, variant_ids, variant_keys) -> dict:
+    return {k: data[k][sample_ids, variant_ids] if k in variant_keys else data[k][sample_ids] for k in keys}
+
+
 def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None):
     """Logits and the BatchNorm statistics after the call (changed only when `train`). `dropout_key`
     goes to models that take one, in training only."""
@@ -56,13 +62,13 @@ def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None)
 
 
 def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef, tx, loss_fn: Callable,
-               input_keys, flow_keys, augment: AugmentConfig):
+               input_keys, flow_keys, augment: AugmentConfig, variant_keys=()):
     """One optimizer update of one fold on the batch `sample_ids` [B] (variants `variant_ids` [B]).
 
     `fold` holds the fold's `fold_values`. Returns (new state, TrainMetrics); a fold that is not
     `active` gets its state back unchanged.
     """
-    inputs = {k: data[k][sample_ids] for k in input_keys}
+    inputs = _gather(data, input_keys, sample_ids, variant_ids, variant_keys)
     if augment.active:
         inputs = augment_batch(inputs, sample_ids, variant_ids, aug_key, augment, flow_keys, step=state["step"])
     inputs = standardise(inputs, fold["input_stats"])
@@ -82,10 +88,12 @@ def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef,
     return new_state, TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=labels)
 
 
-def predict(params, batch_stats, data, sample_ids, input_stats, *, graphdef, input_keys):
+def predict(params, batch_stats, data, sample_ids, input_stats, *, graphdef, input_keys, variant_keys=(),
+            eval_variant: int = 0):
     """Class probabilities [T, K] of one fold's model on `sample_ids` [T] (eval mode); `input_stats` as
     in `fold_values`."""
-    inputs = standardise({k: data[k][sample_ids] for k in input_keys}, input_stats)
+    inputs = _gather(data, input_keys, sample_ids, eval_variant, variant_keys)
+    inputs = standardise(inputs, input_stats)
     logits, _ = _apply(graphdef, params, batch_stats, inputs, train=False)
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 

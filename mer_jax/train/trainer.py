@@ -119,6 +119,23 @@ def _check_fold_chunk(fold_chunk) -> None:
                      f"positive number of folds, got {fold_chunk!r}")
 
 
+def _variants(data: dict, variant_keys: tuple, augment: AugmentConfig, eval_variant: int) -> int:
+    """Versions of every sample the training pools draw from: the [N, V, ...] arrays' V, or the
+    augmentation variants."""
+    if not variant_keys:
+        return augment.variants
+    counts = {k: data[k].shape[1] for k in variant_keys}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"arrays with versions per sample must agree on their count, got {counts}")
+    if augment.variants != 1:
+        raise ValueError(f"the inputs {list(variant_keys)} already hold {counts} versions per sample; set "
+                         "augment.variants = 1 (online augmentation still works)")
+    count = next(iter(counts.values()))
+    if not 0 <= eval_variant < count:
+        raise ValueError(f"eval_variant {eval_variant} is not one of the {count} versions of {list(variant_keys)}")
+    return count
+
+
 def _one_fold_keys() -> jax.ShapeDtypeStruct:
     """Shape and dtype of one fold's PRNG keys (as `fold_keys` makes them)."""
     return jax.ShapeDtypeStruct((1,), jax.eval_shape(lambda: jax.random.key(0)).dtype)
@@ -133,10 +150,13 @@ class _Run:
     """What every chunk of one run shares: config, data on device, compiled steps, batch plan."""
 
     def __init__(self, *, config, workdir, data, plan, make_model, input_keys, flow_keys, num_classes,
-                 score_fn):
+                 score_fn, variant_keys=(), eval_variant=0):
         tc = config.train
         if tc.selection not in SELECTIONS:
             raise ValueError(f"train.selection must be one of {SELECTIONS}, got {tc.selection!r}")
+        if tc.balance_per_class < 0:
+            raise ValueError(f"train.balance_per_class must be 0 (off) or a number of training pairs per class, "
+                             f"got {tc.balance_per_class}")
         if tc.class_weights not in losses.CLASS_WEIGHTS:
             raise ValueError(f"train.class_weights must be one of {sorted(losses.CLASS_WEIGHTS)}, "
                              f"got {tc.class_weights!r}")
@@ -163,7 +183,9 @@ class _Run:
             raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of mesh.data_devices")
         _check_fold_chunk(tc.fold_chunk)
         self.augment = AugmentConfig(**config.augment)
-        self.steps = sampling.steps_per_epoch(plan.train, self.augment.variants, tc.batch_size)
+        self.variants = _variants(data, tuple(variant_keys), self.augment, eval_variant)
+        self.pools = [self._pool(f) for f in range(plan.num_folds)]
+        self.steps = sampling.steps_per_epoch([len(p[0]) for p in self.pools], tc.batch_size)
         self.tx = _optimizer(tc, self.steps)
         self.data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()}, sharding.replicated(self.mesh))
         self.aug_key = jax.random.key(config.seed + 1)
@@ -178,13 +200,22 @@ class _Run:
         # Convolutions of the vmapped folds are lowered as `train.fold_conv` says (models/fold_conv.py).
         self.step_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
             train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc), input_keys=tuple(input_keys),
-            flow_keys=tuple(flow_keys), augment=self.augment)), donate_argnums=0)
+            flow_keys=tuple(flow_keys), augment=self.augment, variant_keys=tuple(variant_keys))), donate_argnums=0)
         self.predict_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
-            predict, graphdef=graphdef, input_keys=tuple(input_keys))))
+            predict, graphdef=graphdef, input_keys=tuple(input_keys), variant_keys=tuple(variant_keys),
+            eval_variant=eval_variant)))
         self.epochs_this_process = 0
         chunk = self._folds_per_chunk(fold_dev)
         self.chunk_size = math.ceil(chunk / fold_dev) * fold_dev   # padded to the fold devices
         self.chunks = [list(range(s, min(s + chunk, plan.num_folds))) for s in range(0, plan.num_folds, chunk)]
+
+    def _pool(self, fold: int) -> sampling.Pool:
+        """The fold's (sample, variant) training pairs: all of them, or `train.balance_per_class` per class."""
+        per_class, mask = self.tc.balance_per_class, self.plan.train[fold]
+        if not per_class:
+            return sampling.full_pool(mask, self.variants)
+        return sampling.balanced_pool(mask, self.labels, per_class, self.variants, seed=self.config.seed,
+                                      fold_id=fold)
 
     def _folds_per_chunk(self, fold_dev: int) -> int:
         num_folds, fold_chunk = self.plan.num_folds, self.tc.fold_chunk
@@ -303,9 +334,8 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     interrupted = False
     for epoch in bar:
         t0 = time.perf_counter()
-        plans = [sampling.epoch_batches(m, f, epoch, seed=run.config.seed, variants=run.augment.variants,
-                                        batch_size=tc.batch_size, num_steps=run.steps)
-                 for m, f in zip(train_masks, padded)]
+        plans = [sampling.epoch_batches(run.pools[f], f, epoch, seed=run.config.seed, batch_size=tc.batch_size,
+                                        num_steps=run.steps) for f in padded]
         ids, variants = np.stack([p[0] for p in plans]), np.stack([p[1] for p in plans])
         totals = None
         for s in range(run.steps):
@@ -419,15 +449,18 @@ def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, re
 
 
 def train_folds(*, config, workdir, data: dict, plan: FoldPlan, make_model: Callable[[nnx.Rngs], nnx.Module],
-                input_keys, flow_keys=(), num_classes: int, score_fn: Callable) -> TrainResult:
+                input_keys, flow_keys=(), num_classes: int, score_fn: Callable, variant_keys=(),
+                eval_variant: int = 0) -> TrainResult:
     """Train every fold of `plan` on `data` ({input arrays [N, ...], 'label' [N]}) and predict its
     test samples. `score_fn(labels, preds) -> float` ranks epochs for the val / test_selected rules.
-    Resumes from checkpoints in `workdir`."""
+    Arrays in `variant_keys` are [N, V, ...]: training draws (sample, version) pairs, predictions use
+    version `eval_variant` (train/step.py). Resumes from checkpoints in `workdir`."""
     if not np.array_equal(plan.test.sum(0), np.ones(plan.test.shape[1])):
         raise ValueError("every sample must be tested by exactly one fold (LOSO, LODO and k-fold plans are)")
     start = time.perf_counter()
     run = _Run(config=config, workdir=workdir, data=data, plan=plan, make_model=make_model,
-               input_keys=input_keys, flow_keys=flow_keys, num_classes=num_classes, score_fn=score_fn)
+               input_keys=input_keys, flow_keys=flow_keys, num_classes=num_classes, score_fn=score_fn,
+               variant_keys=variant_keys, eval_variant=eval_variant)
     log.info("training %d folds in %d chunk(s) of %d on mesh %s, %d steps/epoch",
                  plan.num_folds, len(run.chunks), run.chunk_size, dict(run.mesh.shape), run.steps)
     metas = []
