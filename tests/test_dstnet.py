@@ -72,22 +72,20 @@ def dense_macs(num_classes=3):
     return macs + 1000 * num_classes
 
 
-def batch(streams="both", size=2, flow_channels=3, input_size=SMALL, seed=0):
-    shapes = DSTNet.input_shapes(input_size, flow_channels=flow_channels, streams=streams)
-    keys = jax.random.split(jax.random.key(seed), len(shapes))
+def batch(size=2):
+    shapes = DSTNet.input_shapes(SMALL)
+    keys = jax.random.split(jax.random.key(0), len(shapes))
     return {name: jax.random.normal(key, (size,) + shape) for key, (name, shape) in zip(keys, shapes.items())}
 
 
 def test_table_1_output_dimensions():
-    def rows():
-        model = DSTNet(3, rngs=nnx.Rngs(0))
-        apex, mdof = jnp.zeros((1, 256, 256, 3)), jnp.zeros((1, 256, 256, 3))
-        return model.spatial.rows(apex, train=False), model.temporal.rows(mdof, train=False)
-    sn, tn = jax.eval_shape(rows)
+    model = abstract()[0]
+    x = jax.ShapeDtypeStruct((1, 256, 256, 3), jnp.float32)
+    sn, tn = nnx.eval_shape(lambda m, apex, mdof: (m.spatial.rows(apex, train=False),
+                                                   m.temporal.rows(mdof, train=False)), model, x, x)
     assert {k: v.shape[1:] for k, v in sn.items()} == TABLE_1_SN
     assert {k: v.shape[1:] for k, v in tn.items()} == TABLE_1_TN
     assert spatial_sides(256) == [128, 64, 32, 16, 8, 4] and temporal_sides(256) == [126, 63, 61, 30, 28, 14]
-    model = abstract()[0]
     assert model.spatial.fc.kernel.shape == (4096, 500) and model.temporal.fc.kernel.shape == (3136, 500)
     assert model.head.kernel.shape == (1000, 3)   # concatenated 500 + 500
 
@@ -150,28 +148,27 @@ def numpy_model(num_classes=3, **kwargs):
 
 
 def test_both_streams_reach_the_logits():
+    """One real forward; in eval mode the batch rows are independent, so rows 1 and 2 move one input each."""
     graphdef, state = numpy_model(input_size=SMALL)
-    forward = jax.jit(lambda state, inputs: nnx.merge(graphdef, state)(inputs, train=False))
-    inputs = batch()
-    logits = np.asarray(forward(state, inputs))
-    assert logits.shape == (2, 3) and np.isfinite(logits).all()
-    for key in ("magnified_apex", "mdof"):
-        assert not np.allclose(logits, forward(state, {**inputs, key: inputs[key] + 1.0}))
+    inputs = batch(size=1)
+    moved = {k: jnp.concatenate([v, v + (k == "magnified_apex"), v + (k == "mdof")]) for k, v in inputs.items()}
+    logits = np.asarray(jax.jit(lambda state: nnx.merge(graphdef, state)(moved, train=False))(state))
+    assert logits.shape == (3, 3) and np.isfinite(logits).all()
+    assert not np.allclose(logits[0], logits[1]) and not np.allclose(logits[0], logits[2])
 
 
-def test_dropout_needs_a_key_and_only_acts_in_training():
+def test_dropout_takes_a_key_in_training():
     graphdef, state = numpy_model(input_size=SMALL, streams="temporal", dropout_rate=0.5)
-    inputs = batch("temporal")
+    inputs = {"mdof": batch()["mdof"]}
     with pytest.raises(ValueError, match="dropout_key"):
         jax.eval_shape(lambda state: nnx.merge(graphdef, state)(inputs, train=True), state)
 
     @jax.jit
-    def calls(state, key):
+    def calls(state, keys):
         model = nnx.merge(graphdef, state)
-        return model(inputs, train=False), model(inputs, train=False), model(inputs, train=True, dropout_key=key)
-    first, again, dropped = calls(state, jax.random.key(1))
-    np.testing.assert_array_equal(first, again)
-    assert not np.allclose(first, dropped)
+        return (model(inputs, train=False),) + tuple(model(inputs, train=True, dropout_key=k) for k in keys)
+    plain, dropped, dropped_again = map(np.asarray, calls(state, jax.random.split(jax.random.key(1))))
+    assert not np.allclose(plain, dropped) and not np.allclose(dropped, dropped_again)   # no BN in the TN
 
 
 def test_only_the_spatial_stream_has_batch_norm():
@@ -181,18 +178,19 @@ def test_only_the_spatial_stream_has_batch_norm():
     assert not stats("temporal")
 
 
-@pytest.mark.parametrize("key, shape", [("mdof", (2, SMALL, SMALL, 2)), ("magnified_apex", (2, SMALL + 1, SMALL, 3)),
-                                        ("mdof", (SMALL, SMALL, 3))])
+@pytest.mark.parametrize("key, shape", [("mdof", (2, 256, 256, 2)), ("magnified_apex", (2, 257, 256, 3)),
+                                        ("mdof", (256, 256, 3))])
 def test_bad_input_shape_names_the_key(key, shape):
-    model = abstract(input_size=SMALL)[0]
-    with pytest.raises(ValueError, match=rf"inputs\['{key}'\] must be \[B, {SMALL}, {SMALL}, 3\]"):
-        model({**batch(), key: jnp.zeros(shape)}, train=False)
+    model = abstract()[0]
+    inputs = {k: jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32) for k in DSTNet.inputs_for()}
+    with pytest.raises(ValueError, match=r"inputs\['%s'\] must be \[B, 256, 256, 3\]" % key):
+        model({**inputs, key: jax.ShapeDtypeStruct(shape, jnp.float32)}, train=False)
 
 
 def test_missing_input_names_the_key():
     model = abstract(streams="temporal")[0]
     with pytest.raises(KeyError, match="inputs\\['mdof'\\]"):
-        model(batch("spatial"), train=False)
+        model({"magnified_apex": jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)}, train=False)
 
 
 @pytest.mark.parametrize("kwargs, field", [
