@@ -6,6 +6,7 @@ import pytest
 from flax import nnx
 
 from mer_jax.convert.raft_weights import load_torchvision_raft, raft_entries
+from mer_jax.convert.torch_checkpoint import load_state_dict, write_state_dict
 from mer_jax.features import raft
 
 
@@ -175,6 +176,16 @@ def test_converter_loads_values_transposed():
         np.testing.assert_array_equal(ours[...], state[f"context_encoder.layer1.0.convnormrelu1.1.{key}"])
     np.testing.assert_array_equal(model.mask_predictor.conv.kernel[...],
                                   state["mask_predictor.conv.weight"].transpose(2, 3, 1, 0))
+
+
+def test_converter_reads_a_torch_zip_file(tmp_path):
+    """A raft_small .pth as torch.save writes it (zip format) goes through load_state_dict into the model."""
+    model = _abstract("small")
+    state = _torchvision_state_dict(model, seed=5)
+    write_state_dict(tmp_path / "raft_small.pth", state, format="zip")
+    load_torchvision_raft(model, load_state_dict(tmp_path / "raft_small.pth"))
+    np.testing.assert_array_equal(model.update_block.motion_encoder.convflow1.conv.kernel[...],
+                                  state["update_block.motion_encoder.convflow1.0.weight"].transpose(2, 3, 1, 0))
 
 
 def test_converter_reports_each_bad_key_and_writes_nothing(models):
