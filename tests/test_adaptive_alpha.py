@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mer_jax.evaluate.adaptive_alpha import adaptive_alpha, num_alphas
+from mer_jax.models.adaptive_alpha import adaptive_alpha, num_alphas
 
 K = 4
 # Top-1 confidence of each sample (row) at alpha = 3, 4, 5, 6, 7 (columns); the top-1 class in CLASSES.

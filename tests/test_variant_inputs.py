@@ -10,7 +10,7 @@ from flax import nnx
 from mer_jax.data.augment import AugmentConfig
 from mer_jax.train import trainer
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
-from mer_jax.train.step import fold_values, predict, train_step
+from mer_jax.train.step import fold_values, predict, predict_adaptive, train_step
 from test_early_stopping import PooledLinear, _config, _data, _plan
 
 
@@ -22,7 +22,7 @@ def _versions(data, count=3):
 def _run(data, **kwargs):
     return trainer._Run(config=_config(**kwargs.pop("train", {})), workdir=None, data=data, plan=_plan(),
                         make_model=lambda rngs: PooledLinear(3, rngs=rngs), input_keys=("flow",), flow_keys=(),
-                        num_classes=3, score_fn=None, variant_keys=("flow",), **kwargs)
+                        num_classes=3, score_fn=None, versions=trainer.Versions(("flow",), **kwargs))
 
 
 def test_pools_draw_versions_and_balance_classes():
@@ -62,11 +62,36 @@ def test_steps_read_the_version_they_are_given():
 
 def test_version_settings_are_checked():
     data = _versions(_data())
-    with pytest.raises(ValueError, match="eval_variant"):
-        _run(data, eval_variant=3)
+    with pytest.raises(ValueError, match="eval_version"):
+        _run(data, eval_version=3)
+    with pytest.raises(ValueError, match="alphas"):
+        _run(data, adaptive_threshold=0.85, alphas=(3.0, 4.0))
     config = _config()
     config.augment.variants = 2
     with pytest.raises(ValueError, match="augment.variants"):
         trainer._Run(config=config, workdir=None, data=data, plan=_plan(),
                      make_model=lambda rngs: PooledLinear(3, rngs=rngs), input_keys=("flow",), flow_keys=(),
-                     num_classes=3, score_fn=None, variant_keys=("flow",))
+                     num_classes=3, score_fn=None, versions=trainer.Versions(("flow",)))
+
+
+def test_adaptive_prediction_runs_algorithm_1_over_the_versions():
+    """predict_adaptive keeps, per sample, the most confident of the versions tried in order until one
+    reaches the threshold: the same as Algorithm 1 written out over the per-version predictions."""
+    data = {k: jnp.asarray(v) for k, v in _versions(_data(), count=5).items()}
+    make = lambda rngs: PooledLinear(3, rngs=rngs)
+    graphdef = model_graphdef(make)
+    _, params, stats = nnx.split(make(nnx.Rngs(3)), nnx.Param, nnx.BatchStat)
+    ids = jnp.arange(12)
+    common = dict(graphdef=graphdef, input_keys=("flow",), variant_keys=("flow",))
+    per_version = [np.asarray(predict(params, stats, data, ids, {}, eval_variant=v, **common)) for v in range(5)]
+    threshold = float(np.median(np.max(per_version, axis=-1)))   # some samples stop early, some never
+    adaptive = np.asarray(predict_adaptive(params, stats, data, ids, {}, alphas=(3.0, 4.0, 5.0, 6.0, 7.0),
+                                           threshold=threshold, **common))
+    for i in range(len(ids)):
+        best, kept = 0.0, None
+        for probs in per_version:
+            if probs[i].max() > best:
+                best, kept = probs[i].max(), probs[i]
+            if probs[i].max() >= threshold:
+                break
+        np.testing.assert_allclose(adaptive[i], kept, atol=1e-6)

@@ -12,7 +12,7 @@ Temporal network (TN) on inputs["mdof"] [B, 256, 256, C] (RAFT flow onset -> mag
     conv 3x3/1 + ReLU ->  28 x  28 x 16, pool       -> 14 x 14 x 16
     flatten -> FC 3136 -> 500 + ReLU
 Feature fusion: concatenate the two 500-d vectors -> Linear(1000 -> K). Logits out; the softmax (the
-top-1 confidence of section 3.4) belongs to the loss and to evaluate.adaptive_alpha.
+top-1 confidence of section 3.4) belongs to the loss and to models/adaptive_alpha.py.
 
 Choices where the paper is silent (constructor fields; docs/deviations.md, "Adaptive DSTNet network"):
 - Padding: the one that reproduces Table 1's sizes. SN conv 1 and the residual convolutions pad 1

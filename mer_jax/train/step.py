@@ -18,6 +18,7 @@ from clu import metrics as clu_metrics
 from flax import nnx, struct
 
 from mer_jax.data.augment import AugmentConfig, augment_batch
+from mer_jax.models.adaptive_alpha import adaptive_alpha
 
 
 @struct.dataclass
@@ -98,10 +99,27 @@ def predict(params, batch_stats, data, sample_ids, input_stats, *, graphdef, inp
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
+def predict_adaptive(params, batch_stats, data, sample_ids, input_stats, *, graphdef, input_keys, variant_keys,
+                     alphas: tuple[float, ...], threshold: float):
+    """Class probabilities [T, K] by Adaptive DSTNet's Algorithm 1 (models/adaptive_alpha.py): version
+    v of the `variant_keys` inputs holds the apex magnified by `alphas[v]` (evenly spaced), and every
+    sample keeps the most confident prediction over the factors it tried before one reached `threshold`."""
+    start, step = alphas[0], (alphas[1] - alphas[0] if len(alphas) > 1 else 1.0)
+
+    def predict_at(alpha, ids):
+        version = jnp.round((alpha - start) / step).astype(jnp.int32)
+        return predict(params, batch_stats, data, ids, input_stats, graphdef=graphdef, input_keys=input_keys,
+                       variant_keys=variant_keys, eval_variant=version)
+
+    return adaptive_alpha(predict_at, sample_ids, init_alpha=start, max_alpha=alphas[-1], alpha_step=step,
+                          threshold=threshold).probs
+
+
 def fold_parallel(fn, **static):
-    """`fn` bound to its static arguments and vmapped over a leading fold axis of every argument
-    except `data` (the shared feature arrays) and, for train steps, the augmentation key."""
+    """`fn` (a step, or a step already bound to its static arguments) bound to `static` and vmapped over
+    a leading fold axis of every argument except `data` (the shared feature arrays) and, for train
+    steps, the augmentation key."""
     bound = functools.partial(fn, **static)
-    if fn is train_step:
+    if bound.func is train_step:
         return jax.vmap(bound, in_axes=(0, None, 0, 0, 0, None))
-    return jax.vmap(bound, in_axes=(0, 0, None, 0, 0))
+    return jax.vmap(bound, in_axes=(0, 0, None, 0, 0))   # predict, predict_adaptive

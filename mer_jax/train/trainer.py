@@ -52,7 +52,7 @@ from mer_jax.train import fold_memory, losses, sampling, sharding
 from mer_jax.train.checkpointing import ChunkCheckpointer
 from mer_jax.train.distributed import to_host
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
-from mer_jax.train.step import fold_parallel, fold_values, predict, train_step
+from mer_jax.train.step import fold_parallel, fold_values, predict, predict_adaptive, train_step
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,24 @@ def _check_fold_chunk(fold_chunk) -> None:
                      f"positive number of folds, got {fold_chunk!r}")
 
 
-def _variants(data: dict, variant_keys: tuple, augment: AugmentConfig, eval_variant: int) -> int:
+@dataclasses.dataclass(frozen=True)
+class Versions:
+    """Inputs that hold several versions of every sample, [N, V, ...] (Adaptive DSTNet: the apex
+    magnified at V factors, and the flow to each). Training draws (sample, version) pairs; predictions
+    read version `eval_version`, or with `adaptive_threshold` > 0 run Algorithm 1 over the versions,
+    version v being the factor `alphas[v]` (train/step.py predict_adaptive)."""
+    keys: tuple[str, ...]
+    eval_version: int = 0
+    alphas: tuple[float, ...] = ()
+    adaptive_threshold: float = 0.0
+
+
+def _variants(data: dict, versions: Versions | None, augment: AugmentConfig) -> int:
     """Versions of every sample the training pools draw from: the [N, V, ...] arrays' V, or the
     augmentation variants."""
-    if not variant_keys:
+    if versions is None:
         return augment.variants
+    variant_keys = versions.keys
     counts = {k: data[k].shape[1] for k in variant_keys}
     if len(set(counts.values())) != 1:
         raise ValueError(f"arrays with versions per sample must agree on their count, got {counts}")
@@ -131,9 +144,25 @@ def _variants(data: dict, variant_keys: tuple, augment: AugmentConfig, eval_vari
         raise ValueError(f"the inputs {list(variant_keys)} already hold {counts} versions per sample; set "
                          "augment.variants = 1 (online augmentation still works)")
     count = next(iter(counts.values()))
-    if not 0 <= eval_variant < count:
-        raise ValueError(f"eval_variant {eval_variant} is not one of the {count} versions of {list(variant_keys)}")
+    if not 0 <= versions.eval_version < count:
+        raise ValueError(f"eval_version {versions.eval_version} is not one of the {count} versions of "
+                         f"{list(variant_keys)}")
+    if versions.adaptive_threshold and len(versions.alphas) != count:
+        raise ValueError(f"adaptive prediction needs the factor of each of the {count} versions, got alphas "
+                         f"{versions.alphas}")
     return count
+
+
+def _predict_step(graphdef, input_keys: tuple, versions: Versions | None):
+    """The per-fold prediction step: plain, on one version, or adaptive over the versions."""
+    if versions is None:
+        return functools.partial(predict, graphdef=graphdef, input_keys=input_keys)
+    if versions.adaptive_threshold:
+        return functools.partial(predict_adaptive, graphdef=graphdef, input_keys=input_keys,
+                                 variant_keys=versions.keys, alphas=versions.alphas,
+                                 threshold=versions.adaptive_threshold)
+    return functools.partial(predict, graphdef=graphdef, input_keys=input_keys, variant_keys=versions.keys,
+                             eval_variant=versions.eval_version)
 
 
 def _one_fold_keys() -> jax.ShapeDtypeStruct:
@@ -150,7 +179,7 @@ class _Run:
     """What every chunk of one run shares: config, data on device, compiled steps, batch plan."""
 
     def __init__(self, *, config, workdir, data, plan, make_model, input_keys, flow_keys, num_classes,
-                 score_fn, variant_keys=(), eval_variant=0):
+                 score_fn, versions: Versions | None = None):
         tc = config.train
         if tc.selection not in SELECTIONS:
             raise ValueError(f"train.selection must be one of {SELECTIONS}, got {tc.selection!r}")
@@ -183,7 +212,7 @@ class _Run:
             raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of mesh.data_devices")
         _check_fold_chunk(tc.fold_chunk)
         self.augment = AugmentConfig(**config.augment)
-        self.variants = _variants(data, tuple(variant_keys), self.augment, eval_variant)
+        self.variants = _variants(data, versions, self.augment)
         self.pools = [self._pool(f) for f in range(plan.num_folds)]
         self.steps = sampling.steps_per_epoch([len(p[0]) for p in self.pools], tc.batch_size)
         self.tx = _optimizer(tc, self.steps)
@@ -200,10 +229,10 @@ class _Run:
         # Convolutions of the vmapped folds are lowered as `train.fold_conv` says (models/fold_conv.py).
         self.step_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
             train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc), input_keys=tuple(input_keys),
-            flow_keys=tuple(flow_keys), augment=self.augment, variant_keys=tuple(variant_keys))), donate_argnums=0)
+            flow_keys=tuple(flow_keys), augment=self.augment, variant_keys=versions.keys if versions else ())),
+            donate_argnums=0)
         self.predict_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
-            predict, graphdef=graphdef, input_keys=tuple(input_keys), variant_keys=tuple(variant_keys),
-            eval_variant=eval_variant)))
+            _predict_step(graphdef, tuple(input_keys), versions))))
         self.epochs_this_process = 0
         chunk = self._folds_per_chunk(fold_dev)
         self.chunk_size = math.ceil(chunk / fold_dev) * fold_dev   # padded to the fold devices
@@ -449,18 +478,18 @@ def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, re
 
 
 def train_folds(*, config, workdir, data: dict, plan: FoldPlan, make_model: Callable[[nnx.Rngs], nnx.Module],
-                input_keys, flow_keys=(), num_classes: int, score_fn: Callable, variant_keys=(),
-                eval_variant: int = 0) -> TrainResult:
+                input_keys, flow_keys=(), num_classes: int, score_fn: Callable,
+                versions: Versions | None = None) -> TrainResult:
     """Train every fold of `plan` on `data` ({input arrays [N, ...], 'label' [N]}) and predict its
     test samples. `score_fn(labels, preds) -> float` ranks epochs for the val / test_selected rules.
-    Arrays in `variant_keys` are [N, V, ...]: training draws (sample, version) pairs, predictions use
-    version `eval_variant` (train/step.py). Resumes from checkpoints in `workdir`."""
+    `versions` names inputs with several versions per sample (`Versions`). Resumes from checkpoints in
+    `workdir`."""
     if not np.array_equal(plan.test.sum(0), np.ones(plan.test.shape[1])):
         raise ValueError("every sample must be tested by exactly one fold (LOSO, LODO and k-fold plans are)")
     start = time.perf_counter()
     run = _Run(config=config, workdir=workdir, data=data, plan=plan, make_model=make_model,
                input_keys=input_keys, flow_keys=flow_keys, num_classes=num_classes, score_fn=score_fn,
-               variant_keys=variant_keys, eval_variant=eval_variant)
+               versions=versions)
     log.info("training %d folds in %d chunk(s) of %d on mesh %s, %d steps/epoch",
                  plan.num_folds, len(run.chunks), run.chunk_size, dict(run.mesh.shape), run.steps)
     metas = []
