@@ -410,14 +410,6 @@ class RAFT(nnx.Module):
         return flows if all_updates else self.upsample(hidden, coords1 - coords0)
 
 
-def raft_large(*, rngs: nnx.Rngs) -> RAFT:
-    return RAFT("large", rngs=rngs)
-
-
-def raft_small(*, rngs: nnx.Rngs) -> RAFT:
-    return RAFT("small", rngs=rngs)
-
-
 @nnx.jit(static_argnames=("num_updates",))
 def raft_flow(model: RAFT, image1: jax.Array, image2: jax.Array, num_updates: int = 12) -> jax.Array:
     """Flow [B, H, W, 2] (u right, v down, pixels) carrying `image1[b]` onto `image2[b]`, in inference mode.
