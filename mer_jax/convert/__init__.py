@@ -4,4 +4,6 @@
   into NumPy arrays with a restricted unpickler; `write_state_dict` writes files in both formats.
 - `torch_weights`: `import_state_dict(model_name, model, state_dict)` copies a state_dict into one
   of our models (layout changes, flatten permutation, key and shape checks).
+- `raft_weights`: `load_torchvision_raft(model, state_dict)` fills our RAFT (features/raft.py) from
+  torchvision's raft_large / raft_small state_dicts.
 """
