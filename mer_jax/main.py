@@ -1,5 +1,8 @@
 """Command line entry: `python -m mer_jax.main --config configs/m3enet.py --workdir DIR`.
 
+`config.job` picks what runs: `train_and_evaluate` (the default: mer_jax.experiment) or `magnifier`
+(pre-training of the motion magnifier: mer_jax.train.magnifier_training, configs/magnifier.py).
+
 `--config.train.num_epochs=10` and similar flags override any config field. Under SLURM (`srun`, more
 than one task), on a multi-host Cloud TPU slice (`--distributed=on`) or with explicit
 `--coordinator_address --num_processes --process_id`, every process runs this same command and
@@ -42,6 +45,17 @@ def main(argv) -> None:
         # Our own progress at INFO; dependencies (orbax, TensorFlow) only from WARNING up.
         logging.set_verbosity(logging.WARNING)
         std_logging.getLogger("mer_jax").setLevel(std_logging.INFO)
+    job = _CONFIG.value.get("job", "train_and_evaluate")
+    if job == "magnifier":
+        from mer_jax.train import magnifier_training
+
+        summary = magnifier_training.pretrain(_CONFIG.value, _WORKDIR.value)
+        held_out = summary["held_out"]
+        print(f"magnifier: final loss {summary['final_loss']:.4f}, held-out PSNR {held_out['psnr_db']:.2f} dB, "
+              f"magnification error max {100 * held_out['relative_error_max']:.1f}% -> {summary['checkpoint']}")
+        return
+    if job != "train_and_evaluate":
+        raise app.UsageError(f"config.job {job!r} is not a job; expected 'train_and_evaluate' or 'magnifier'")
     results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if results is not None and distributed.is_main_process():
         print(f"{results['model']} on {results['corpus']} ({results['protocol']['name']}, "

@@ -1,0 +1,130 @@
+"""The motion magnifier (Adaptive DSTNet section 3.2): network, synthetic training data, pre-training job."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl import flags
+from flax import nnx
+
+from configs import magnifier as magnifier_config
+from mer_jax.data.synthetic.magnification import MagnificationDataConfig, magnification_examples
+from mer_jax.features import magnify
+from mer_jax.features.magnifier_net import MagnifierNet, ReflectConv
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+TINY = dict(stem_features=4, features=8, encoder_blocks=1, texture_blocks=1, shape_blocks=1, decoder_blocks=1)
+
+
+def _tiny(manipulator="paper"):
+    return MagnifierNet(**TINY, manipulator=manipulator, rngs=nnx.Rngs(0))
+
+
+def test_shapes_range_and_reference_layout():
+    net = MagnifierNet(rngs=nnx.Rngs(0))
+    x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3), minval=-1, maxval=1)
+    texture, shape = jax.eval_shape(net.encode, x)
+    assert texture.shape == (2, 4, 4, 32) and shape.shape == (2, 8, 8, 32)
+    out = jax.jit(lambda x, y, alpha: net(x, y, alpha))(x, x[::-1], jnp.array([2.0, 5.0]))
+    assert out.shape == x.shape and float(out.min()) >= -1 and float(out.max()) <= 1
+    # no biases anywhere; 9 decoder blocks of 64 features; g is the paper's 3 x 3
+    params = nnx.state(net, nnx.Param)
+    assert all("bias" not in str(path) for path, _ in jax.tree_util.tree_leaves_with_path(params))
+    assert len(net.decoder_blocks) == 9 and net.decoder_blocks[0].conv1.conv.kernel.shape == (3, 3, 64, 64)
+    assert net.g.conv.kernel.shape == (3, 3, 32, 32)
+    with pytest.raises(ValueError, match="manipulator"):
+        MagnifierNet(manipulator="linear", rngs=nnx.Rngs(0))
+
+
+def test_manipulator_forms_at_alpha_zero_and_one():
+    x = jax.random.uniform(jax.random.key(2), (3, 16, 16, 3), minval=-1, maxval=1)
+    y = jax.random.uniform(jax.random.key(3), (3, 16, 16, 3), minval=-1, maxval=1)
+
+    @jax.jit
+    def shapes(x, y):
+        out = {}
+        for form in ("paper", "deep_motion_mag"):
+            net = _tiny(form)
+            s_a, s_b = net.encode(x)[1], net.encode(y)[1]
+            out[form] = dict(s_a=s_a, s_b=s_b, zero=net.manipulate(s_a, s_b, 0.0), one=net.manipulate(s_a, s_b, 1.0),
+                             two=net.manipulate(s_a, s_b, 2.0),
+                             per_sample=net.manipulate(s_a, s_b, jnp.array([0.0, 2.0, 0.0])))
+        return out
+
+    forms = shapes(x, y)
+    paper, dmm = forms["paper"], forms["deep_motion_mag"]
+    # paper Eq. 1: alpha = 0 is the onset's shape exactly (h and g have no bias), so the output
+    # re-renders the onset; alpha = 1 is S_a + h(g(S_b - S_a)), the apex only as far as h(g(.)) is learned
+    np.testing.assert_array_equal(paper["zero"], paper["s_a"])
+    assert float(jnp.abs(paper["one"] - paper["s_a"]).max()) > 0
+    # deep_motion_mag: alpha = 1 is the apex's shape exactly
+    np.testing.assert_array_equal(dmm["one"], dmm["s_b"])
+    # per-sample alphas act sample by sample
+    np.testing.assert_array_equal(paper["per_sample"][0], paper["s_a"][0])
+    np.testing.assert_allclose(paper["per_sample"][1], paper["two"][1], atol=1e-6)
+
+
+def test_reflect_padding():
+    conv = ReflectConv(1, 1, 3, rngs=nnx.Rngs(0))
+    conv.conv.kernel[...] = jnp.zeros((3, 3, 1, 1)).at[0, 1, 0, 0].set(1.0)   # reads the row above
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    out = conv(x)
+    # the row above row 0 is row 1 (reflection), not zeros or row 0
+    np.testing.assert_array_equal(out[0, 0, :, 0], x[0, 1, :, 0])
+    np.testing.assert_array_equal(out[0, 1:, :, 0], x[0, :-1, :, 0])
+    assert ReflectConv(1, 1, 3, stride=2, rngs=nnx.Rngs(0))(x).shape == (1, 2, 2, 1)
+
+
+def test_generator_target_holds_alpha_times_the_motion():
+    config = MagnificationDataConfig(alpha_range=(2.0, 6.0), motion_px=(0.5, 1.0), face_fraction=0.0,
+                                     background_only_prob=0.0)
+    ex = magnification_examples(config, 3, seed=5)
+    again = magnification_examples(config, 3, seed=5)
+    assert all(np.array_equal(ex[k], again[k]) for k in ex)
+    assert ex["a"].shape == (3, 64, 64, 3) and ex["a"].dtype == np.float32
+    assert all(float(ex[k].min()) >= -1 and float(ex[k].max()) <= 1 for k in ("a", "b", "c", "target"))
+    unit = lambda x: (x + 1) / 2
+    ratio = magnify.motion_ratio(unit(ex["a"]), unit(ex["b"]), unit(ex["target"]))
+    np.testing.assert_allclose(ratio / ex["alpha"], 1.0, atol=0.15)
+    # colour jitter and noise touch B (and noise C) but never the geometry of C or the target
+    jittered = magnification_examples(MagnificationDataConfig(colour_jitter=0.2, noise_std=(0.02, 0.02)), 2, seed=5)
+    assert np.abs(jittered["b"] - jittered["c"]).mean() > 0.05
+    faces = magnification_examples(MagnificationDataConfig(face_fraction=1.0, alpha_range=(1.0, 1.0)), 2, seed=1)
+    np.testing.assert_array_equal(faces["b"], faces["target"])      # alpha = 1: the target is B
+    with pytest.raises(ValueError, match="alpha_range"):
+        MagnificationDataConfig(alpha_range=(5.0, 2.0))
+
+
+def test_smoke_job_writes_a_checkpoint_that_magnify_loads(tmp_path):
+    from mer_jax import main as cli
+
+    workdir = tmp_path / "run"
+    flags.FLAGS([
+        "main", f"--config={os.path.join(ROOT, 'configs', 'magnifier.py')}:smoke", f"--workdir={workdir}"])
+    try:
+        cli.main(["main"])
+    finally:
+        flags.FLAGS.unparse_flags()
+    summary = json.loads((workdir / "magnifier_summary.json").read_text())
+    assert summary["pretrain"]["steps"] == 24 and np.isfinite(summary["final_loss"])
+    assert len(summary["held_out"]["measured_magnification"]) == 3 and np.isfinite(summary["held_out"]["psnr_db"])
+    net = magnify.load_magnifier(workdir / "checkpoint")
+    assert net.manipulator == "paper" and len(net.decoder_blocks) == 1
+    frames = np.random.default_rng(0).integers(0, 256, (2, 2, 16, 16, 3), dtype=np.uint8)
+    out = magnify.magnify(net, frames[0], frames[1], jnp.array([2.0, 3.0]))
+    assert out.shape == (2, 16, 16, 3) and out.dtype == jnp.uint8
+    unit = magnify.magnify(net, frames[0] / 255.0, frames[1] / 255.0, 2.0)
+    assert unit.dtype == jnp.float32 and float(unit.min()) >= 0 and float(unit.max()) <= 1
+    with pytest.raises(FileNotFoundError, match="net.json"):
+        magnify.load_magnifier(tmp_path)
+
+
+def test_config_values():
+    config = magnifier_config.get_config()
+    assert config.job == "magnifier" and config.magnifier.manipulator == "paper"
+    assert (config.train.batch_size, config.train.learning_rate, config.train.b1) == (4, 1e-4, 0.9)
+    assert config.finetune_corpus == ""
+    with pytest.raises(ValueError, match="variant"):
+        magnifier_config.get_config("fast")
