@@ -44,9 +44,13 @@ convolutions PyTorch's default U(+-1/sqrt(fan_in)), biases U(+-1/sqrt(fan_in)).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import orbax.checkpoint as ocp
 from flax import nnx
 
 
@@ -421,3 +425,39 @@ def raft_flow(model: RAFT, image1: jax.Array, image2: jax.Array, num_updates: in
         return 2.0 * image.astype(jnp.float32) / (255.0 if image.dtype == jnp.uint8 else 1.0) - 1.0
 
     return model(prepare(image1), prepare(image2), num_updates=num_updates)
+
+
+@functools.partial(nnx.jit, static_argnums=0)
+def _init_raft(variant: str, seed: jax.Array) -> RAFT:
+    return RAFT(variant, rngs=nnx.Rngs(jax.random.key(seed, impl="unsafe_rbg")))
+
+
+def init_raft(variant: str = "large", seed: int = 0) -> RAFT:
+    """RAFT with fresh random weights (the constructor's initialisers), built in one compiled program:
+    eager construction compiles one program per layer shape (~25 s on 2 CPU cores, against ~15 s).
+    Random bits from XLA's RngBitGenerator ("unsafe_rbg"), whose program compiles faster than threefry's."""
+    return _init_raft(variant, jnp.int32(seed))
+
+
+def save_raft(path, model: RAFT, variant: str) -> None:
+    """Write `model` as a checkpoint folder `path`: raft.json {"variant": ...} and params/, an orbax
+    StandardCheckpointer save of nnx.state(model) (the parameters and, for "large", BatchNorm statistics)."""
+    if variant != model.variant:
+        raise ValueError(f"save_raft: variant {variant!r} is not the model's ({model.variant!r})")
+    path = Path(path).absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "raft.json").write_text(json.dumps({"variant": variant}, indent=1))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path / "params", nnx.state(model), force=True)
+    checkpointer.wait_until_finished()
+
+
+def load_raft(path) -> RAFT:
+    """The RAFT of a checkpoint folder written by `save_raft` (no random initialisation)."""
+    path = Path(path).absolute()
+    if not (path / "raft.json").exists() or not (path / "params").exists():
+        raise FileNotFoundError(f"{path} is not a RAFT checkpoint: expected raft.json and params/ in it "
+                                "(python -m mer_jax.main --config configs/raft.py writes <workdir>/checkpoint)")
+    variant = json.loads((path / "raft.json").read_text())["variant"]
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: RAFT(variant, rngs=nnx.Rngs(0))))
+    return nnx.merge(graphdef, ocp.StandardCheckpointer().restore(path / "params", abstract))
