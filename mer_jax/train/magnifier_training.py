@@ -152,8 +152,9 @@ def pretrain(config, workdir) -> dict:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     fields = config.magnifier.to_dict()
-    net = MagnifierNet(**fields, rngs=nnx.Rngs(config.seed))
-    graphdef, params = nnx.split(net)
+    # Initialised in one jitted call (eagerly, every layer's initialiser would compile on its own).
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: MagnifierNet(**fields, rngs=nnx.Rngs(config.seed))))
+    params = jax.jit(lambda: nnx.state(MagnifierNet(**fields, rngs=nnx.Rngs(config.seed))))()
     data = MagnificationDataConfig(**config.data.to_dict())
     train = config.train
     writer = writers.create_writer(workdir)

@@ -140,13 +140,13 @@ def _face(rng: np.random.Generator, config: MagnificationDataConfig, alpha: floa
 
     corpus = SyntheticConfig(resolution=max(config.size, 32))
     face = render_face(make_identity(rng, glasses_prob=0.0), corpus.resolution)
-    field = plan_clip(corpus, face, rng).displacement.astype(np.float64)
-    peak = np.linalg.norm(field, axis=-1).max()
-    field *= rng.uniform(*config.motion_px) / peak if peak > 0 else 0.0
+    field = plan_clip(corpus, face, rng).displacement
     image = face.rgb.astype(np.float32) / 255.0
     if corpus.resolution != config.size:
         image = cv2.resize(image, (config.size, config.size), interpolation=cv2.INTER_AREA)
-        field = cv2.resize(field, (config.size, config.size), interpolation=cv2.INTER_AREA) * (config.size / corpus.resolution)
+        field = cv2.resize(field, (config.size, config.size), interpolation=cv2.INTER_AREA)
+    peak = np.linalg.norm(field, axis=-1).max()
+    field = field * (rng.uniform(*config.motion_px) / peak if peak > 0 else 0.0)
     ys, xs = np.mgrid[0:config.size, 0:config.size].astype(np.float32)
 
     def render(scale: float) -> np.ndarray:
@@ -157,7 +157,8 @@ def _face(rng: np.random.Generator, config: MagnificationDataConfig, alpha: floa
     return image, render(1.0), render(alpha)
 
 
-def magnification_examples(config: MagnificationDataConfig, num: int, seed: int | tuple[int, ...]) -> dict[str, np.ndarray]:
+def magnification_examples(config: MagnificationDataConfig, num: int,
+                           seed: int | tuple[int, ...]) -> dict[str, np.ndarray]:
     """`num` examples: {"a", "b", "c", "target": float32 [N, S, S, 3] in [-1, 1], "alpha": float32 [N]}
     (module docstring); the same (config, num, seed) gives the same examples. `seed` is an integer or a
     tuple of them (e.g. (run seed, step))."""
