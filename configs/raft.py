@@ -2,7 +2,7 @@
 torchvision's raft_large / raft_small weights.
 
   python -m mer_jax.main --config configs/raft.py --workdir /tmp/raft                 (GPU)
-  python -m mer_jax.main --config configs/raft.py:smoke --workdir /tmp/raft_smoke     (CPU, about a minute)
+  python -m mer_jax.main --config configs/raft.py:smoke --workdir /tmp/raft_smoke     (CPU, ~2 min: compiles)
   ... --config.variant=small
 "paper": Teed and Deng, "RAFT", ECCV 2020 (its FlyingChairs stage); "reference": the authors' train.py
 and train_standard.sh (chairs stage), whose optimizer settings torchvision's reference script repeats;

@@ -119,7 +119,7 @@ def test_pretrain_smoke_writes_a_checkpoint_and_both_epes(tmp_path):
     assert results["known_flow_pairs"]["tvl1_epe"] < 0.5
     # The restored checkpoint gives the in-memory model's per-pair EPEs on the same held-out pairs.
     restored = raft.load_raft(tmp_path / "checkpoint")
-    data = raft_training.FlyingShapesConfig(**config.data.to_dict())
+    data = FlyingShapesConfig(**config.data.to_dict())
     image1, image2, flow, _ = flying_shapes(data, config.eval.num_pairs, (config.seed, 1))
     predicted = raft.raft_flow(restored, image1, image2, num_updates=config.eval.num_updates)
     np.testing.assert_allclose(endpoint_error(np.asarray(predicted), flow, config.eval.border),
