@@ -50,6 +50,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # >0: each fold trains on this many (sample, variant) pairs per class instead of all pairs (Adaptive
     # DSTNet's alpha balancing: 150); train/sampling.py balanced_pool
     config.train.balance_per_class = 0
+    # >0: predictions run Adaptive DSTNet's Algorithm 1 over the stored magnification factors, stopping at
+    # this top-1 confidence (paper: 0.85); needs inputs with one version per factor (features.kind=dstnet_inputs)
+    config.train.adaptive_threshold = 0.0
     config.train.warmup_epochs = 0                # schedule = warmup_cosine: linear warm-up epochs
     config.train.weight_decay_on = "all"          # all | matrices (no decay on biases and norms)
     # float32 | bfloat16: the dtype the networks compute in; parameters, BatchNorm statistics, optimizer

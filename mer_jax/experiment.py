@@ -16,6 +16,7 @@ from mer_jax.data import folds, taxonomy
 from mer_jax.data.corpus import load_corpus
 from mer_jax.evaluate import metrics, released_weights, report
 from mer_jax.features.apex_spotting import METHODS as APEX_METHODS, spot_corpus_apexes
+from mer_jax.features.dstnet_inputs import DSTNetInputsConfig, compute_dstnet_inputs
 from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
 from mer_jax.features.motion_differences import MotionDifferencesConfig, compute_motion_differences
 from mer_jax.features.precomputed_flow import PrecomputedFlowConfig, load_precomputed_flow
@@ -26,13 +27,17 @@ log = logging.getLogger(__name__)
 
 
 # features.kind -> the corpus kind it reads (mer_jax.data.corpus.Corpus.kind).
-FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow", "motion_differences": "frames"}
+FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow", "motion_differences": "frames",
+                 "dstnet_inputs": "frames"}
 _AUTO_KIND = {"frames": "keyframe_flow", "flow": "precomputed_flow"}   # features.kind = auto, by corpus kind
 # Fields every features config may hold besides those of the kind's own config dataclass.
 _FEATURE_COMMON = ("kind", "cache_dir", "missing_apex")
+# dstnet_inputs fields that pick its networks and the factor predictions read, not the features' config
+_DSTNET_NETWORKS = ("magnifier", "raft", "raft_variant", "eval_alpha")
 _FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1", "strain", "apex_difference"),
                    "precomputed_flow": ("size", "value_scale", "channel_order"),
-                   "motion_differences": ("size", "num_frames", "detail", "normalise")}
+                   "motion_differences": ("size", "num_frames", "detail", "normalise"),
+                   "dstnet_inputs": ("size", "alphas", "raft_updates", "batch_size")}
 
 
 def feature_kind(config, corpus) -> str:
@@ -55,7 +60,7 @@ def feature_kind(config, corpus) -> str:
 
 def _feature_fields(config, kind: str) -> dict:
     fields = config.features.to_dict()
-    known = set(_FEATURE_COMMON).union(*_FEATURE_FIELDS.values())
+    known = set(_FEATURE_COMMON + _DSTNET_NETWORKS).union(*_FEATURE_FIELDS.values())
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"unknown features field(s) {unknown}; known: {sorted(known)}")
@@ -93,6 +98,8 @@ def load_inputs(config):
         labels = np.random.default_rng(config.seed).permutation(labels)
     if kind == "precomputed_flow":
         arrays = load_precomputed_flow(corpus, PrecomputedFlowConfig(**_feature_fields(config, kind)))
+    elif kind == "dstnet_inputs":
+        arrays = _dstnet_inputs(config, corpus)
     elif kind == "motion_differences":
         arrays = compute_motion_differences(corpus, MotionDifferencesConfig(**_feature_fields(config, kind)),
                                             cache_dir=config.features.cache_dir, progress=config.train.progress)
@@ -100,6 +107,63 @@ def load_inputs(config):
         arrays = compute_keyframe_flow(corpus, KeyframeFlowConfig.from_dict(_feature_fields(config, kind)),
                                        cache_dir=config.features.cache_dir, progress=config.train.progress)
     return corpus, labels, arrays, excluded
+
+
+def _weights_id(path: str) -> str:
+    """Content hash of a weight file or of every file in a checkpoint folder (the feature-cache key)."""
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"weights {path} do not exist")
+    digest = hashlib.sha256()
+    for file in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _dstnet_inputs(config, corpus) -> dict:
+    """Magnified apexes and MDOF (features/dstnet_inputs.py) with the configured magnifier and RAFT."""
+    from flax import nnx
+
+    from mer_jax.convert.raft_weights import load_torchvision_raft
+    from mer_jax.convert.torch_checkpoint import load_state_dict
+    from mer_jax.features.magnify import load_magnifier
+    from mer_jax.features.raft import RAFT, load_raft
+
+    fc = config.features
+    for field, what in (("magnifier", "a magnifier checkpoint folder (python -m mer_jax.main --config "
+                                      "configs/magnifier.py writes <workdir>/checkpoint)"),
+                        ("raft", "RAFT weights: torchvision's raft_large / raft_small state_dict (.pth) or a "
+                                 "checkpoint folder written by configs/raft.py")):
+        if not fc.get(field):
+            raise ValueError(f"features.kind=dstnet_inputs needs features.{field}: {what}")
+    if str(fc.raft).endswith(".pth"):
+        raft = RAFT(fc.raft_variant, rngs=nnx.Rngs(0))
+        load_torchvision_raft(raft, load_state_dict(fc.raft))
+    else:
+        raft = load_raft(fc.raft)
+    weights = {"magnifier": _weights_id(fc.magnifier), "raft": _weights_id(fc.raft)}
+    return compute_dstnet_inputs(corpus, DSTNetInputsConfig(**_feature_fields(config, "dstnet_inputs")),
+                                 magnifier=load_magnifier(fc.magnifier), raft=raft, weights_id=weights,
+                                 cache_dir=fc.cache_dir, progress=config.train.progress)
+
+
+def _versions(config, corpus, input_keys) -> trainer.Versions | None:
+    """The inputs that hold one version per magnification factor (dstnet_inputs), for the trainer."""
+    threshold = config.train.adaptive_threshold
+    if feature_kind(config, corpus) != "dstnet_inputs":
+        if threshold:
+            raise ValueError("train.adaptive_threshold needs inputs magnified at several factors "
+                             "(features.kind=dstnet_inputs)")
+        return None
+    alphas = tuple(float(a) for a in config.features.alphas)
+    if float(config.features.eval_alpha) not in alphas:
+        raise ValueError(f"features.eval_alpha={config.features.eval_alpha} is not one of features.alphas {alphas}")
+    return trainer.Versions(keys=tuple(k for k in input_keys if k in ("magnified_apex", "mdof")),
+                            eval_version=alphas.index(float(config.features.eval_alpha)), alphas=alphas,
+                            adaptive_threshold=threshold)
 
 
 def make_plan(config, corpus) -> folds.FoldPlan:
@@ -141,7 +205,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
     flow_keys = ("flow",) if feature_kind(config, corpus) == "keyframe_flow" else ()
     result = trainer.train_folds(
         config=config, workdir=workdir, data={**arrays, "label": labels}, plan=plan, make_model=make_model,
-        input_keys=input_keys, flow_keys=flow_keys,
+        input_keys=input_keys, flow_keys=flow_keys, versions=_versions(config, corpus, input_keys),
         num_classes=len(class_names), score_fn=lambda y, p: metrics.uf1(y, p, len(class_names)))
     if result.interrupted:
         log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "

@@ -1,7 +1,8 @@
 """Command line entry: `python -m mer_jax.main --config configs/m3enet.py --workdir DIR`.
 
-`config.job` picks what runs: `train_and_evaluate` (the default: mer_jax.experiment) or `magnifier`
-(pre-training of the motion magnifier: mer_jax.train.magnifier_training, configs/magnifier.py).
+`config.job` picks what runs: `train_and_evaluate` (the default: mer_jax.experiment), `magnifier`
+(pre-training of the motion magnifier: mer_jax.train.magnifier_training, configs/magnifier.py) or `raft`
+(RAFT trained on synthetic flow pairs: mer_jax.train.raft_training, configs/raft.py).
 
 `--config.train.num_epochs=10` and similar flags override any config field. Under SLURM (`srun`, more
 than one task), on a multi-host Cloud TPU slice (`--distributed=on`) or with explicit
@@ -54,8 +55,14 @@ def main(argv) -> None:
         print(f"magnifier: final loss {summary['final_loss']:.4f}, held-out PSNR {held_out['psnr_db']:.2f} dB, "
               f"magnification error max {100 * held_out['relative_error_max']:.1f}% -> {summary['checkpoint']}")
         return
+    if job == "raft":
+        from mer_jax.train import raft_training
+
+        raft_training.pretrain(_CONFIG.value, _WORKDIR.value)   # prints its EPE next to TV-L1's
+        return
     if job != "train_and_evaluate":
-        raise app.UsageError(f"config.job {job!r} is not a job; expected 'train_and_evaluate' or 'magnifier'")
+        raise app.UsageError(f"config.job {job!r} is not a job; expected 'train_and_evaluate', 'magnifier' "
+                             "or 'raft'")
     results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if results is not None and distributed.is_main_process():
         print(f"{results['model']} on {results['corpus']} ({results['protocol']['name']}, "

@@ -209,3 +209,19 @@ def test_inputs_and_shapes():
     assert DSTNet.inputs_for(streams="temporal") == ("mdof",)
     assert DSTNet.input_shapes() == {"magnified_apex": (256, 256, 3), "mdof": (256, 256, 3)}
     assert DSTNet.input_shapes(64, flow_channels=2, streams="temporal") == {"mdof": (64, 64, 2)}
+
+
+def test_config_holds_the_papers_settings():
+    """configs/dstnet.py: section 4.1's training settings, Table 1's input size, the adaptive loop only on
+    the composite and cross-dataset tasks."""
+    from configs import dstnet
+
+    paper, composite, cross = (dstnet.get_config(v) for v in (None, "composite", "cross_dataset"))
+    t = paper.train
+    assert (t.learning_rate, t.weight_decay, t.batch_size, t.num_epochs, t.loss, t.balance_per_class) == \
+        (1e-3, 5e-4, 4, 50, "cross_entropy", 150)
+    assert t.adaptive_threshold == 0.0 and composite.train.adaptive_threshold == cross.train.adaptive_threshold == 0.85
+    assert paper.features.alphas == (3.0, 4.0, 5.0, 6.0, 7.0) and paper.features.size == paper.model.input_size == 256
+    assert cross.dataset.protocol == "lodo" and cross.dataset.name == composite.dataset.name == "megc2019_cde"
+    with pytest.raises(ValueError, match="variant"):
+        dstnet.get_config("fast")
