@@ -98,8 +98,8 @@ def single_device(data_dir, tmp_path_factory):
     return probabilities(workdir)
 
 
-# (2, 1, 3) shards folds and chunks them; (2, 1, 0), the same without chunks, and (1, 1, 1), one fold
-# after another on one device, only run with `-m slow`
+# (2, 1, 3) shards folds and chunks them, (1, 2, 0) shards each batch over 'data'; (2, 1, 0), the same
+# without chunks, and (1, 1, 1), one fold after another on one device, only run with `-m slow`
 @pytest.mark.parametrize("fold_devices,data_devices,fold_chunk",
                          [pytest.param(2, 1, 0, marks=pytest.mark.slow), (1, 2, 0), (2, 1, 3),
                           pytest.param(1, 1, 1, marks=pytest.mark.slow)])
@@ -109,6 +109,7 @@ def test_sharded_and_chunked_runs_match_one_device(single_device, data_dir, tmp_
     np.testing.assert_allclose(probabilities(tmp_path), single_device, atol=MESH_TOLERANCE)
 
 
+@pytest.mark.slow   # every default run of the other tests is seeded too; this one checks bit-equality
 def test_same_seed_same_results(single_device, data_dir, tmp_path):
     run(short_config(data_dir, 1, 1), tmp_path)
     np.testing.assert_array_equal(probabilities(tmp_path), single_device)
@@ -128,8 +129,10 @@ def _with_mesh(config, fold_devices, data_devices):
     return config
 
 
-# selection=val runs end to end in the DFR-Net smoke LOSO (tests/test_dfrnet.py), so here only with -m slow
-@pytest.mark.parametrize("selection", [pytest.param("val", marks=pytest.mark.slow), "test_selected"])
+# Only with -m slow: selection=val runs end to end in the DFR-Net smoke LOSO (tests/test_dfrnet.py), both
+# rules on a tiny model in tests/test_trainer_rules.py, the test_selected label in tests/test_report.py
+@pytest.mark.slow
+@pytest.mark.parametrize("selection", ["val", "test_selected"])
 def test_selection_modes_are_labelled(data_dir, tmp_path, selection):
     results = run(smoke_config(data_dir, selection=selection, num_epochs=2, eval_every_epochs=1), tmp_path)
     assert results["selection"] == selection

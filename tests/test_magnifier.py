@@ -1,12 +1,10 @@
 """The motion magnifier (Adaptive DSTNet section 3.2): network, synthetic training data, pre-training job."""
 import json
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from absl import flags
 from flax import nnx
 
 from configs import magnifier as magnifier_config
@@ -14,20 +12,18 @@ from mer_jax.data.synthetic.magnification import MagnificationDataConfig, magnif
 from mer_jax.features import magnify
 from mer_jax.features.magnifier_net import MagnifierNet, ReflectConv
 
-ROOT = os.path.dirname(os.path.dirname(__file__))
-
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """`python -m mer_jax.main --config configs/magnifier.py:smoke`, in this process: (workdir, summary)."""
-    from mer_jax import main as cli
+    """What `python -m mer_jax.main --config configs/magnifier.py:smoke` runs (main's `job=magnifier`),
+    in this process: (workdir, summary). Called directly: absl flags cannot be defined twice in one
+    process, and mer_jax.bench defines the same ones as mer_jax.main."""
+    from mer_jax.train import magnifier_training
 
     workdir = tmp_path_factory.mktemp("magnifier") / "run"
-    flags.FLAGS(["main", f"--config={os.path.join(ROOT, 'configs', 'magnifier.py')}:smoke", f"--workdir={workdir}"])
-    try:
-        cli.main(["main"])
-    finally:
-        flags.FLAGS.unparse_flags()
+    config = magnifier_config.get_config("smoke")
+    assert config.job == "magnifier"
+    magnifier_training.pretrain(config, workdir)
     return workdir, json.loads((workdir / "magnifier_summary.json").read_text())
 
 
