@@ -106,6 +106,7 @@ def test_train_and_eval_modes():
     assert not all(np.array_equal(a, b) for a, b in zip(before, running()))
 
 
+@pytest.mark.slow   # every trainer test runs this pattern (train/step.py, fold_parallel); ~13 s of compiling
 def test_fold_parallel_functional_step():
     """The trainer's pattern: split once, stack 2 folds, jit(vmap(step)) with merge(copy=True)."""
     graphdef, _, _, rest = nnx.split(M3ENet(3, rngs=nnx.Rngs(0)), nnx.Param, nnx.BatchStat, ...)
