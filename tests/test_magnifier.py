@@ -59,8 +59,8 @@ def test_shapes_range_and_reference_layout(smoke_run):
     # no biases anywhere; 9 decoder blocks of 64 features; g is the paper's 3 x 3
     params = nnx.state(net, nnx.Param)
     assert all("bias" not in str(path) for path, _ in jax.tree_util.tree_leaves_with_path(params))
-    assert len(net.decoder_blocks) == 9 and net.decoder_blocks[0].conv1.conv.kernel[...].shape == (3, 3, 64, 64)
-    assert net.g.conv.kernel[...].shape == (3, 3, 32, 32)
+    assert len(net.decoder_blocks) == 9 and net.decoder_blocks[0].conv1.conv.kernel.get_value().shape == (3, 3, 64, 64)
+    assert net.g.conv.kernel.get_value().shape == (3, 3, 32, 32)
     # clipped to [-1, 1] at inference, not in training
     tiny = _tiny(smoke_run)
     tiny.out.conv.kernel[...] *= 1e4
