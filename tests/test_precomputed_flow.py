@@ -196,7 +196,8 @@ def test_m3enet_flow_stream_ablation_runs(htnet_archive, tmp_path):
     assert set(results["per_dataset"]) == {"casme2", "samm", "smic"}
 
 
-@pytest.mark.parametrize("module", [ststnet, offapexnet])
+# STSTNet only with -m slow (10 s): Off-ApexNet runs the same precomputed-flow path by default
+@pytest.mark.parametrize("module", [pytest.param(ststnet, marks=pytest.mark.slow), offapexnet])
 def test_baselines_train_on_precomputed_flow(htnet_archive, tmp_path, module):
     manual, data_dir = htnet_archive
     config = flow_config(module, str(manual), data_dir, "smoke")
