@@ -139,15 +139,20 @@ def _dstnet_inputs(config, corpus) -> dict:
                                  "checkpoint folder written by configs/raft.py")):
         if not fc.get(field):
             raise ValueError(f"features.kind=dstnet_inputs needs features.{field}: {what}")
-    if str(fc.raft).endswith(".pth"):
-        raft = RAFT(fc.raft_variant, rngs=nnx.Rngs(0))
-        load_torchvision_raft(raft, load_state_dict(fc.raft))
-    else:
-        raft = load_raft(fc.raft)
+
+    def load_networks():
+        if str(fc.raft).endswith(".pth"):
+            # Built abstractly (no random initialisation to compile), then filled by the converter.
+            raft = nnx.eval_shape(lambda: RAFT(fc.raft_variant, rngs=nnx.Rngs(0)))
+            load_torchvision_raft(raft, load_state_dict(fc.raft))
+        else:
+            raft = load_raft(fc.raft)
+        return load_magnifier(fc.magnifier), raft
+
     weights = {"magnifier": _weights_id(fc.magnifier), "raft": _weights_id(fc.raft)}
     return compute_dstnet_inputs(corpus, DSTNetInputsConfig(**_feature_fields(config, "dstnet_inputs")),
-                                 magnifier=load_magnifier(fc.magnifier), raft=raft, weights_id=weights,
-                                 cache_dir=fc.cache_dir, progress=config.train.progress)
+                                 load_networks=load_networks, weights_id=weights, cache_dir=fc.cache_dir,
+                                 progress=config.train.progress)
 
 
 def _versions(config, corpus, input_keys) -> trainer.Versions | None:

@@ -62,7 +62,7 @@ def test_a_stopped_fold_keeps_its_state():
     tx = optax.adam(1e-2)
     step = jax.jit(fold_parallel(train_step, graphdef=model_graphdef(make), tx=tx, loss_fn=lambda l, y, w: (
         optax.softmax_cross_entropy_with_integer_labels(l, y).mean()), input_keys=("flow",), flow_keys=(),
-        augment=AugmentConfig(variants=1)))
+        augment=AugmentConfig(variants=1), mask_stopped=True))
     state = init_fold_states(make, tx, fold_keys(0, [0, 1]))
     data = {k: jnp.asarray(v) for k, v in _data().items()}
     ids = jnp.tile(jnp.arange(8), (2, 1))

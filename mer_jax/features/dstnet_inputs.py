@@ -11,8 +11,9 @@ The third MDOF channel is ours: DSTNet's TN reads a three-channel 256 x 256 imag
 paper does not say what the third channel holds; the flow magnitude is what its colour renderings
 (Fig. 3) show as darkness.
 
-The magnifier and RAFT are trained networks the caller loads (experiment.py); their weights are part of
-the cache key through `weights_id`. Both run on the device in batches of `batch_size` clips.
+The magnifier and RAFT are trained networks the caller supplies as a loader (experiment.py), called only
+when the cache holds no entry; their weights are part of the cache key through `weights_id`. Both run on
+the device in batches of `batch_size` clips.
 """
 from __future__ import annotations
 
@@ -72,17 +73,18 @@ def _clip_batch(magnifier, raft, onset: np.ndarray, apex: np.ndarray, config: DS
     return np.asarray(jnp.stack(magnified, axis=1)), np.asarray(jnp.stack(mdof, axis=1))
 
 
-def compute_dstnet_inputs(corpus, config: DSTNetInputsConfig, *, magnifier, raft, weights_id: dict,
+def compute_dstnet_inputs(corpus, config: DSTNetInputsConfig, *, load_networks, weights_id: dict,
                           cache_dir=None, progress: bool = True) -> dict[str, np.ndarray]:
     """{'magnified_apex': [N, A, S, S, 3], 'mdof': [N, A, S, S, 3]} float32, A = len(config.alphas),
     cached under the corpus identity, `config.cache_fields()` and `weights_id` (what identifies the
-    magnifier's and RAFT's weights)."""
+    magnifier's and RAFT's weights). `load_networks()` -> (magnifier, RAFT) runs on a cache miss only."""
     if not len(corpus):
         raise ValueError(f"{corpus.name}: no clips to compute DSTNet inputs for")
 
     def compute():
         from tqdm.auto import tqdm
 
+        magnifier, raft = load_networks()
         size, count = config.batch_size, len(corpus)
         magnified, mdof = [], []
         for start in tqdm(range(0, count, size), desc=f"magnified apex + MDOF {corpus.name}", unit="batch",

@@ -36,7 +36,8 @@ def fold_values(class_weights, active, input_stats=None) -> dict:
     """The per-fold values a train step reads besides its batch and state:
       class_weights [K]  the loss weighting of the fold's training labels
       active       []    False once the fold has stopped early: its update is discarded, so its
-                         parameters, statistics and optimizer state stay as they were (masked update)
+                         parameters, statistics and optimizer state stay as they were (masked update;
+                         read by train steps built with `mask_stopped`)
       input_stats        {input key: {"mean": [C], "std": [C]}} of the fold's training samples; those
                          inputs are standardised per channel after augmentation (`standardise`)
     For vmapped folds every leaf has a leading fold axis. `predict` reads `input_stats` only."""
@@ -63,11 +64,12 @@ def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None)
 
 
 def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef, tx, loss_fn: Callable,
-               input_keys, flow_keys, augment: AugmentConfig, variant_keys=()):
+               input_keys, flow_keys, augment: AugmentConfig, variant_keys=(), mask_stopped: bool = False):
     """One optimizer update of one fold on the batch `sample_ids` [B] (variants `variant_ids` [B]).
 
-    `fold` holds the fold's `fold_values`. Returns (new state, TrainMetrics); a fold that is not
-    `active` gets its state back unchanged.
+    `fold` holds the fold's `fold_values`. Returns (new state, TrainMetrics); with `mask_stopped` (early
+    stopping on) a fold that is not `active` gets its state back unchanged. Without it the flag is not
+    read, so runs that never stop a fold pay no select over their state.
     """
     inputs = _gather(data, input_keys, sample_ids, variant_ids, variant_keys)
     if augment.active:
@@ -85,7 +87,8 @@ def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef,
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats,
                  "opt_state": opt_state, "step": state["step"] + 1, "dropout_key": state["dropout_key"]}
-    new_state = jax.tree.map(lambda new, old: jnp.where(fold["active"], new, old), new_state, state)
+    if mask_stopped:
+        new_state = jax.tree.map(lambda new, old: jnp.where(fold["active"], new, old), new_state, state)
     return new_state, TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=labels)
 
 

@@ -229,8 +229,8 @@ class _Run:
         # Convolutions of the vmapped folds are lowered as `train.fold_conv` says (models/fold_conv.py).
         self.step_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
             train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc), input_keys=tuple(input_keys),
-            flow_keys=tuple(flow_keys), augment=self.augment, variant_keys=versions.keys if versions else ())),
-            donate_argnums=0)
+            flow_keys=tuple(flow_keys), augment=self.augment, variant_keys=versions.keys if versions else (),
+            mask_stopped=bool(tc.early_stopping_patience))), donate_argnums=0)
         self.predict_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
             _predict_step(graphdef, tuple(input_keys), versions))))
         self.epochs_this_process = 0
@@ -280,8 +280,8 @@ class _Run:
         """Shapes (fold-sharded) of the `fold_values` of `num_folds` folds, as `chunk_values` makes them."""
         spec = lambda shape, dtype: jax.ShapeDtypeStruct((num_folds,) + shape, dtype,
                                                         sharding=sharding.fold_sharded(self.mesh))
-        stats = {k: {"mean": spec(self.data[k].shape[-1:], jnp.float32), "std": spec(self.data[k].shape[-1:], jnp.float32)}
-                 for k in self.standardised}
+        channels = lambda k: spec(self.data[k].shape[-1:], jnp.float32)
+        stats = {k: {"mean": channels(k), "std": channels(k)} for k in self.standardised}
         return fold_values(spec((self.num_classes,), jnp.float32), spec((), jnp.bool_), stats)
 
     def chunk_values(self, train_masks: np.ndarray, active: np.ndarray) -> dict:
@@ -526,8 +526,7 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
         "val_score": _stack_folds(metas, "val_score") if run.tc.selection == "val" else None,
     }
     return TrainResult(test_probs=test_probs, test_fold=test_fold, selected_epoch=selected, epochs_trained=trained,
-                       history=history,
-                       selection=run.tc.selection, wall_time_s=wall, interrupted=interrupted)
+                       history=history, selection=run.tc.selection, wall_time_s=wall, interrupted=interrupted)
 
 
 def _stack_folds(metas: list[dict], key: str) -> np.ndarray:
