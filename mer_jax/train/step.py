@@ -54,22 +54,38 @@ def _gather(data: dict, keys, sample_ids, variant_ids, variant_keys) -> dict:
     return {k: data[k][sample_ids, variant_ids] if k in variant_keys else data[k][sample_ids] for k in keys}
 
 
-def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None):
-    """Logits and the BatchNorm statistics after the call (changed only when `train`). `dropout_key`
-    goes to models that take one, in training only."""
+def _call(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None):
+    """(the merged model after the call, its logits). `dropout_key` goes to models that take one, in
+    training only."""
     model = nnx.merge(graphdef, params, batch_stats, copy=True)
     extra = {"dropout_key": dropout_key} if train and dropout_key is not None and _takes_dropout_key(model) else {}
-    logits = model(inputs, train=train, **extra)
+    return model, model(inputs, train=train, **extra)
+
+
+def _apply(graphdef, params, batch_stats, inputs, train: bool, dropout_key=None):
+    """Logits and the BatchNorm statistics after the call (changed only when `train`)."""
+    model, logits = _call(graphdef, params, batch_stats, inputs, train, dropout_key)
     return logits, nnx.state(model, nnx.BatchStat)
+
+
+def auxiliary_losses(model, labels) -> dict:
+    """The extra loss terms of a model that defines `auxiliary_losses(labels) -> {name: scalar}` (e.g.
+    MADV-Net's L_freq and L_AU), read from the `model` object its training call ran on: the values it kept
+    there as nnx.Intermediate variables (`self.name = nnx.Intermediate(value)`; `Module.sow` outside
+    `nnx.capture` is deprecated in Flax 0.12) stay on that merged copy and never reach the returned Param or
+    BatchStat state. {} for every other model."""
+    terms = getattr(model, "auxiliary_losses", None)
+    return {} if terms is None else dict(terms(labels))
 
 
 def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef, tx, loss_fn: Callable,
                input_keys, flow_keys, augment: AugmentConfig, variant_keys=(), mask_stopped: bool = False):
     """One optimizer update of one fold on the batch `sample_ids` [B] (variants `variant_ids` [B]).
 
-    `fold` holds the fold's `fold_values`. Returns (new state, TrainMetrics); with `mask_stopped` (early
-    stopping on) a fold that is not `active` gets its state back unchanged. Without it the flag is not
-    read, so runs that never stop a fold pay no select over their state.
+    `fold` holds the fold's `fold_values`. The loss is `loss_fn(logits, labels, class_weights)` plus the
+    model's `auxiliary_losses` where it defines them (the metrics' loss is that sum). Returns (new state,
+    TrainMetrics); with `mask_stopped` (early stopping on) a fold that is not `active` gets its state back
+    unchanged. Without it the flag is not read, so runs that never stop a fold pay no select over their state.
     """
     inputs = _gather(data, input_keys, sample_ids, variant_ids, variant_keys)
     if augment.active:
@@ -80,8 +96,12 @@ def train_step(state, data, sample_ids, variant_ids, fold, aug_key, *, graphdef,
     dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state["dropout_key"]), state["step"])
 
     def loss_of(params):
-        logits, stats = _apply(graphdef, params, state["batch_stats"], inputs, train=True, dropout_key=dropout_key)
-        return loss_fn(logits, labels, fold["class_weights"]), (logits, stats)
+        model, logits = _call(graphdef, params, state["batch_stats"], inputs, train=True, dropout_key=dropout_key)
+        loss = loss_fn(logits, labels, fold["class_weights"])
+        extra = auxiliary_losses(model, labels)
+        if extra:
+            loss = loss + sum(jnp.asarray(term, jnp.float32) for term in extra.values())
+        return loss, (logits, nnx.state(model, nnx.BatchStat))
 
     (loss, (logits, stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
