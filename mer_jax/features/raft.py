@@ -45,13 +45,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 from flax import nnx
+
+from mer_jax.features.network_checkpoint import load_network, save_network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,24 +439,14 @@ def init_raft(variant: str = "large", seed: int = 0) -> RAFT:
 
 
 def save_raft(path, model: RAFT, variant: str) -> None:
-    """Write `model` as a checkpoint folder `path`: raft.json {"variant": ...} and params/, an orbax
-    StandardCheckpointer save of nnx.state(model) (the parameters and, for "large", BatchNorm statistics)."""
+    """Write `model` as a checkpoint folder `path` (features/network_checkpoint.py): raft.json
+    {"variant": ...} and params/, nnx.state(model) (the parameters and, for "large", BatchNorm statistics)."""
     if variant != model.variant:
         raise ValueError(f"save_raft: variant {variant!r} is not the model's ({model.variant!r})")
-    path = Path(path).absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "raft.json").write_text(json.dumps({"variant": variant}, indent=1))
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path / "params", nnx.state(model), force=True)
-    checkpointer.wait_until_finished()
+    save_network(path, model, {"variant": variant}, "raft.json")
 
 
 def load_raft(path) -> RAFT:
     """The RAFT of a checkpoint folder written by `save_raft` (no random initialisation)."""
-    path = Path(path).absolute()
-    if not (path / "raft.json").exists() or not (path / "params").exists():
-        raise FileNotFoundError(f"{path} is not a RAFT checkpoint: expected raft.json and params/ in it "
-                                "(python -m mer_jax.main --config configs/raft.py writes <workdir>/checkpoint)")
-    variant = json.loads((path / "raft.json").read_text())["variant"]
-    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: RAFT(variant, rngs=nnx.Rngs(0))))
-    return nnx.merge(graphdef, ocp.StandardCheckpointer().restore(path / "params", abstract))
+    return load_network(path, "raft.json", lambda variant: RAFT(variant, rngs=nnx.Rngs(0)),
+                        "RAFT checkpoint (python -m mer_jax.main --config configs/raft.py writes <workdir>/checkpoint)")

@@ -8,7 +8,8 @@ and the target with alpha * d (the same renderer, so the target holds exactly al
 - layered scenes (1 - `face_fraction` of the examples): a textured background under 1..`max_objects`
   textured foreground objects with soft alpha masks, composited back to front. Every texture is a sum
   of `num_waves` random plane waves (random direction, frequency log-uniform up to `max_frequency`
-  cycles/px, amplitude ~ 1/frequency, a random colour per wave) and every mask a star-shaped blob
+  cycles/px, amplitude ~ 1/frequency, a random colour per wave, scaled so that each channel's standard
+  deviation is a contrast uniform in `texture_contrast`) and every mask a star-shaped blob
   (radius with random 2nd-4th harmonics, a 0.5 px soft edge), both evaluated analytically at the moved
   coordinates: a sub-pixel move is exact, with no interpolation and nothing at the border. Each object
   moves by its own translation of length uniform in `motion_px` in a random direction; the background
@@ -47,12 +48,13 @@ class MagnificationDataConfig:
     face_fraction: float = 0.25
     num_waves: int = 24
     max_frequency: float = 0.25                    # cycles per pixel (Nyquist is 0.5)
+    texture_contrast: tuple[float, float] = (0.06, 0.2)   # each texture channel's std on the [0, 1] scale
     colour_jitter: float = 0.0
     noise_std: tuple[float, float] = (0.0, 0.0)    # on the [0, 1] intensity scale
 
     def __post_init__(self):
         _require(self.size >= 16 and self.size % 4 == 0, "size", f"must be a multiple of 4, >= 16, got {self.size}")
-        for name in ("alpha_range", "motion_px", "noise_std"):
+        for name in ("alpha_range", "motion_px", "noise_std", "texture_contrast"):
             value = tuple(float(v) for v in getattr(self, name))
             _require(len(value) == 2 and 0 <= value[0] <= value[1], name,
                      f"must be a range (low, high) with 0 <= low <= high, got {value}")
@@ -78,8 +80,9 @@ def _texture(rng: np.random.Generator, config: MagnificationDataConfig):
     angle = rng.uniform(0, 2 * np.pi, k)
     vectors = frequency[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
     amplitude = (1.0 / frequency)[:, None] * rng.uniform(-1, 1, (k, 3))
-    amplitude *= 0.5 / np.abs(amplitude).sum(0).clip(1e-6)        # the waves span at most +-0.5 per channel
-    return vectors, rng.uniform(0, 2 * np.pi, k), amplitude * rng.uniform(0.3, 1.0), rng.uniform(0.25, 0.75, 3)
+    # each channel's standard deviation over random phases, sqrt(sum a^2 / 2), set to the texture's contrast
+    amplitude *= rng.uniform(*config.texture_contrast) / np.sqrt((amplitude ** 2).sum(0) / 2).clip(1e-6)
+    return vectors, rng.uniform(0, 2 * np.pi, k), amplitude, rng.uniform(0.3, 0.7, 3)
 
 
 def _render_texture(params, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -113,7 +116,7 @@ def _direction(rng: np.random.Generator, length: float) -> np.ndarray:
 
 
 def _layered(rng: np.random.Generator, config: MagnificationDataConfig, alpha: float):
-    """(A, B, target) [S, S, 3] in [0, 1] of one layered scene."""
+    """(A, B, target) [S, S, 3] in [0, 1] and B's motion [S, S, 2] of one layered scene."""
     ys, xs = np.mgrid[0:config.size, 0:config.size].astype(np.float64)
     background = _texture(rng, config)
     objects = [(_texture(rng, config), _blob(rng, config.size)) for _ in range(rng.integers(1, config.max_objects + 1))]
@@ -131,11 +134,16 @@ def _layered(rng: np.random.Generator, config: MagnificationDataConfig, alpha: f
             image = image * (1 - mask) + _render_texture(texture, x, y) * mask
         return image
 
-    return render(0.0), render(1.0), render(alpha)
+    # each pixel of A moves with the layers that cover it there, composited like the colours
+    motion = np.broadcast_to(d_background, (config.size, config.size, 2))
+    for (_, blob), d in zip(objects, d_objects):
+        mask = _render_mask(blob, xs, ys)
+        motion = motion * (1 - mask) + d * mask
+    return render(0.0), render(1.0), render(alpha), motion
 
 
 def _face(rng: np.random.Generator, config: MagnificationDataConfig, alpha: float):
-    """(A, B, target) [S, S, 3] in [0, 1] of one face-like example."""
+    """(A, B, target) [S, S, 3] in [0, 1] and B's motion [S, S, 2] of one face-like example."""
     import cv2
 
     corpus = SyntheticConfig(resolution=max(config.size, 32))
@@ -154,20 +162,22 @@ def _face(rng: np.random.Generator, config: MagnificationDataConfig, alpha: floa
                          (ys - scale * field[..., 1]).astype(np.float32), cv2.INTER_CUBIC,
                          borderMode=cv2.BORDER_REFLECT)
 
-    return image, render(1.0), render(alpha)
+    return image, render(1.0), render(alpha), field
 
 
 def magnification_examples(config: MagnificationDataConfig, num: int,
                            seed: int | tuple[int, ...]) -> dict[str, np.ndarray]:
-    """`num` examples: {"a", "b", "c", "target": float32 [N, S, S, 3] in [-1, 1], "alpha": float32 [N]}
-    (module docstring); the same (config, num, seed) gives the same examples. `seed` is an integer or a
+    """`num` examples: {"a", "b", "c", "target": float32 [N, S, S, 3] in [-1, 1], "alpha": float32 [N],
+    "motion": float32 [N, S, S, 2], B's exact displacement (x, y) in pixels at each pixel of A (the target's
+    is alpha times it)} (module docstring); the same (config, num, seed) gives the same examples. `seed` is an integer or a
     tuple of them (e.g. (run seed, step))."""
     rng = np.random.default_rng(np.random.SeedSequence([*np.atleast_1d(seed).tolist(), 0x6d61676e]))
     out = {k: np.empty((num, config.size, config.size, 3), np.float32) for k in ("a", "b", "c", "target")}
+    motion = np.empty((num, config.size, config.size, 2), np.float32)
     alphas = rng.uniform(*config.alpha_range, num).astype(np.float32)
     for i in range(num):
         render = _face if rng.random() < config.face_fraction else _layered
-        a, b, target = render(rng, config, float(alphas[i]))
+        a, b, target, motion[i] = render(rng, config, float(alphas[i]))
         gain = 1 + rng.uniform(-config.colour_jitter, config.colour_jitter, 3)
         offset = rng.uniform(-config.colour_jitter, config.colour_jitter, 3) / 2
         noise = rng.uniform(*config.noise_std)
@@ -175,4 +185,4 @@ def magnification_examples(config: MagnificationDataConfig, num: int,
             if key != "target" and noise > 0:
                 image = image + rng.normal(0, noise, image.shape)
             out[key][i] = np.clip(image, 0, 1) * 2 - 1
-    return {**out, "alpha": alphas}
+    return {**out, "alpha": alphas, "motion": motion}
