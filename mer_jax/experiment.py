@@ -18,6 +18,7 @@ from mer_jax.evaluate import metrics, released_weights, report
 from mer_jax.features.apex_spotting import METHODS as APEX_METHODS, spot_corpus_apexes
 from mer_jax.features.dstnet_inputs import DSTNetInputsConfig, compute_dstnet_inputs
 from mer_jax.features.keyframe_flow import KeyframeFlowConfig, compute_keyframe_flow
+from mer_jax.features.madvnet_inputs import MADVNetInputsConfig, compute_madvnet_inputs
 from mer_jax.features.motion_differences import MotionDifferencesConfig, compute_motion_differences
 from mer_jax.features.precomputed_flow import PrecomputedFlowConfig, load_precomputed_flow
 from mer_jax.models import registry
@@ -28,16 +29,18 @@ log = logging.getLogger(__name__)
 
 # features.kind -> the corpus kind it reads (mer_jax.data.corpus.Corpus.kind).
 FEATURE_KINDS = {"keyframe_flow": "frames", "precomputed_flow": "flow", "motion_differences": "frames",
-                 "dstnet_inputs": "frames"}
+                 "dstnet_inputs": "frames", "madvnet_inputs": "frames"}
 _AUTO_KIND = {"frames": "keyframe_flow", "flow": "precomputed_flow"}   # features.kind = auto, by corpus kind
 # Fields every features config may hold besides those of the kind's own config dataclass.
 _FEATURE_COMMON = ("kind", "cache_dir", "missing_apex")
 # dstnet_inputs fields that pick its networks and the factor predictions read, not the features' config
 _DSTNET_NETWORKS = ("magnifier", "raft", "raft_variant", "eval_alpha")
+_DEPTH_NETWORK = ("depth_weights",)   # madvnet_inputs: the Depth Anything checkpoint for depth='depth_anything'
 _FEATURE_FIELDS = {"keyframe_flow": ("size", "flow_size", "flow", "batch_size", "tvl1", "strain", "apex_difference"),
                    "precomputed_flow": ("size", "value_scale", "channel_order"),
                    "motion_differences": ("size", "num_frames", "detail", "normalise"),
-                   "dstnet_inputs": ("size", "alphas", "raft_updates", "batch_size")}
+                   "dstnet_inputs": ("size", "alphas", "raft_updates", "batch_size"),
+                   "madvnet_inputs": ("size", "num_frames", "depth", "depth_input_size")}
 
 
 def feature_kind(config, corpus) -> str:
@@ -60,7 +63,7 @@ def feature_kind(config, corpus) -> str:
 
 def _feature_fields(config, kind: str) -> dict:
     fields = config.features.to_dict()
-    known = set(_FEATURE_COMMON + _DSTNET_NETWORKS).union(*_FEATURE_FIELDS.values())
+    known = set(_FEATURE_COMMON + _DSTNET_NETWORKS + _DEPTH_NETWORK).union(*_FEATURE_FIELDS.values())
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"unknown features field(s) {unknown}; known: {sorted(known)}")
@@ -100,6 +103,8 @@ def load_inputs(config):
         arrays = load_precomputed_flow(corpus, PrecomputedFlowConfig(**_feature_fields(config, kind)))
     elif kind == "dstnet_inputs":
         arrays = _dstnet_inputs(config, corpus)
+    elif kind == "madvnet_inputs":
+        arrays = _madvnet_inputs(config, corpus)
     elif kind == "motion_differences":
         arrays = compute_motion_differences(corpus, MotionDifferencesConfig(**_feature_fields(config, kind)),
                                             cache_dir=config.features.cache_dir, progress=config.train.progress)
@@ -153,6 +158,26 @@ def _dstnet_inputs(config, corpus) -> dict:
     return compute_dstnet_inputs(corpus, DSTNetInputsConfig(**_feature_fields(config, "dstnet_inputs")),
                                  load_networks=load_networks, weights_id=weights, cache_dir=fc.cache_dir,
                                  progress=config.train.progress)
+
+
+def _madvnet_inputs(config, corpus) -> dict:
+    """Texture clip, depth clip and AU vector (features/madvnet_inputs.py); Depth Anything is loaded from
+    `features.depth_weights` when the depth is estimated."""
+    fc = config.features
+    inputs_config = MADVNetInputsConfig(**_feature_fields(config, "madvnet_inputs"))
+    estimate, weights_id = None, ""
+    if inputs_config.depth == "depth_anything":
+        from mer_jax.features.depth import depth_frames, load_depth_anything
+
+        model = load_depth_anything(fc.get("depth_weights"))   # a missing path says where to download it
+        estimate = lambda frames: depth_frames(model, frames, size=inputs_config.depth_input_size)
+        weights_id = _weights_id(fc.depth_weights)
+    elif inputs_config.depth == "stored" and corpus.encoded_depth is None:
+        raise ValueError(f"features.depth='stored' needs a corpus that stores depth maps; {corpus.name} does not. "
+                         "Estimate them with features.depth='depth_anything' and features.depth_weights=<Depth "
+                         "Anything V2 checkpoint>, or turn the depth path off with features.depth='none'")
+    return compute_madvnet_inputs(corpus, inputs_config, estimate_depth=estimate, weights_id=weights_id,
+                                  cache_dir=fc.cache_dir, progress=config.train.progress)
 
 
 def _versions(config, corpus, input_keys) -> trainer.Versions | None:

@@ -41,6 +41,7 @@ class Corpus:
     fps: np.ndarray           # float [N]
     encoded_frames: list | None   # frame corpora: per sample, list of PNG/JPEG bytes, one per frame
     encoded_flow: list | None = None   # flow corpora: per sample, the PNG bytes of its flow image
+    encoded_depth: list | None = None  # corpora that store depth (synthetic): per sample, one uint16 PNG per frame
     metadata: dict = dataclasses.field(default_factory=dict)  # the builder's info.metadata (e.g. exclusions)
 
     def __len__(self) -> int:
@@ -66,6 +67,23 @@ class Corpus:
             if image is None:
                 raise ValueError(f"{self.name}: frame {t} of clip {self.clip[i]} cannot be decoded")
             out.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        return np.stack(out)
+
+    def depth(self, i: int, which=None) -> np.ndarray:
+        """Stored depth maps uint16 [T, H, W, 1] of sample i (distance from the camera, in the corpus's
+        unit; the synthetic corpus: millimetres); `which` picks frame indices."""
+        import cv2
+
+        if self.encoded_depth is None:
+            raise ValueError(f"{self.name} stores no depth maps (only the synthetic corpus does); estimate them "
+                             "with Depth Anything instead (features.depth='depth_anything')")
+        encoded = self.encoded_depth[i]
+        out = []
+        for t in (range(len(encoded)) if which is None else which):
+            image = cv2.imdecode(np.frombuffer(encoded[t], np.uint8), cv2.IMREAD_UNCHANGED)
+            if image is None or image.dtype != np.uint16:
+                raise ValueError(f"{self.name}: depth map {t} of clip {self.clip[i]} is not a uint16 PNG")
+            out.append(image[..., None] if image.ndim == 2 else image)
         return np.stack(out)
 
     def flow_image(self, i: int) -> np.ndarray:
@@ -98,7 +116,7 @@ class Corpus:
                   if isinstance(getattr(self, f.name), np.ndarray)}
         pick = lambda encoded: None if encoded is None else [encoded[i] for i in index]
         return dataclasses.replace(self, **arrays, encoded_frames=pick(self.encoded_frames),
-                                   encoded_flow=pick(self.encoded_flow))
+                                   encoded_flow=pick(self.encoded_flow), encoded_depth=pick(self.encoded_depth))
 
     def identity(self) -> dict:
         """What the corpus content depends on, for cache keys: name, version and a fingerprint of
@@ -179,7 +197,7 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
     skip = {key: _keep_encoded() for key in ("frames", "depth", "flow") if key in features}
     sources = builder.as_data_source(decoders=skip)
     columns = {key: [] for key in _METADATA}
-    encoded = []
+    encoded, depth = [], [] if "depth" in features else None
     for split in sorted(sources):
         source = sources[split]
         for i in range(len(source)):
@@ -188,6 +206,8 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
                 value = example[key]
                 columns[key].append(value.decode() if isinstance(value, bytes) else value)
             encoded.append(list(example["frames"]) if pixels == "frames" else bytes(example["flow"]))
+            if depth is not None:
+                depth.append(list(example["depth"]))
     arrays = {key: np.asarray(values) for key, values in columns.items()}
     for key in ("onset", "apex", "offset", "label_3class"):
         arrays[key] = arrays[key].astype(np.int32)
@@ -196,7 +216,8 @@ def load_corpus(name: str, data_dir: str | None = None, manual_dir: str | None =
     if pixels == "flow":
         return Corpus(name=name, version=str(builder.version), encoded_frames=None, encoded_flow=encoded,
                       metadata=metadata, **arrays)
-    return Corpus(name=name, version=str(builder.version), encoded_frames=encoded, metadata=metadata, **arrays)
+    return Corpus(name=name, version=str(builder.version), encoded_frames=encoded, encoded_depth=depth,
+                  metadata=metadata, **arrays)
 
 
 def _validate(name: str, arrays: dict, encoded: list | None) -> None:

@@ -23,8 +23,7 @@ import dataclasses
 import numpy as np
 
 from mer_jax.features import cache
-from mer_jax.features.frame_ops import sample_positions
-from mer_jax.features.host_frames import resize_square
+from mer_jax.features.host_frames import linear_time_samples, resize_square
 from mer_jax.features.normalise import IMAGENET_STD
 
 
@@ -52,15 +51,6 @@ class MotionDifferencesConfig:
                              f"{self.num_frames} and {self.size}")
 
 
-def _interpolation(num_sources: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(index pairs [num_frames, 2] into the sources, weights [num_frames]) that resample `num_sources`
-    frames (in time order) linearly to `num_frames` frames."""
-    positions = np.asarray(sample_positions(num_frames, num_sources))
-    lower = np.floor(positions).astype(int)
-    upper = np.minimum(lower + 1, num_sources - 1)
-    return np.stack([lower, upper], -1), (positions - lower).astype(np.float32)
-
-
 def clip_motion(corpus, i: int, config: MotionDifferencesConfig) -> tuple[np.ndarray, np.ndarray]:
     """(entire [S, S, 3], detail [T, S, S, 3]) of clip i, float32."""
     onset, apex, offset = int(corpus.onset[i]), int(corpus.apex[i]), int(corpus.offset[i])
@@ -71,7 +61,7 @@ def clip_motion(corpus, i: int, config: MotionDifferencesConfig) -> tuple[np.nda
         sources = np.arange(onset, offset + 1)
     else:
         sources = np.array([onset, apex, offset])
-    pairs, weights = _interpolation(len(sources), config.num_frames + 1)
+    pairs, weights = linear_time_samples(len(sources), config.num_frames + 1)
     needed = sorted({onset, apex} | set(sources[np.unique(pairs)].tolist()))
     decoded = corpus.frames(i, needed)
     frame = {n: resize_square(f, config.size).astype(np.float32) / 255.0 for n, f in zip(needed, decoded)}
