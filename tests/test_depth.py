@@ -214,13 +214,16 @@ def test_network_size_follows_the_processor():
 def test_depth_frames_round_trip(tiny):
     model, _ = tiny
     # Frames already at the network size (size 42 keeps 42 x 70): both resizes are identities, so the depth is
-    # the network's output on the ImageNet-normalised frames (uint8 read as / 255); one frame at a time.
-    frames = np.random.default_rng(3).integers(0, 256, (*FRAMES, 3)).astype(np.uint8)
-    out = np.asarray(depth.depth_frames(model, frames, size=42, batch_size=1))
-    assert out.shape == (*FRAMES, 1) and out.dtype == np.float32
-    pixels = (frames / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
-    np.testing.assert_allclose(out[..., 0], np.asarray(_forward(model, jnp.asarray(pixels, jnp.float32))),
-                               rtol=1e-4, atol=1e-5)
+    # the network's output on the ImageNet-normalised frames (uint8 read as / 255). 3 frames in batches of 2:
+    # the second batch is padded with a blank frame.
+    frames = np.random.default_rng(3).integers(0, 256, (3, *FRAMES[1:], 3)).astype(np.uint8)
+    out = np.asarray(depth.depth_frames(model, frames, size=42, batch_size=2))
+    assert out.shape == (3, *FRAMES[1:], 1) and out.dtype == np.float32
+    pixels = jnp.asarray((frames / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),
+                         jnp.float32)
+    for picked in ([0, 1], [2, 0]):  # FRAMES[0] = 2 frames a call: the shape test_tiny_forward compiled
+        np.testing.assert_allclose(out[picked, ..., 0], np.asarray(_forward(model, pixels[np.array(picked)])),
+                                   rtol=1e-4, atol=1e-5)
     # Frames of other sizes go through the network at network_size (here 28 x 42) and come back at their own.
     other = nnx.eval_shape(lambda m, f: depth.depth_frames(m, f, size=28), model,
                            jax.ShapeDtypeStruct((3, 20, 25, 3), jnp.float32))
@@ -229,6 +232,8 @@ def test_depth_frames_round_trip(tiny):
         depth.depth_frames(model, frames.astype(np.int32), size=28)
     with pytest.raises(ValueError, match=r"frames \[N, H, W, 3\]"):
         depth.depth_frames(model, frames[..., :2], size=28)
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        depth.depth_frames(model, frames, batch_size=0)
 
 
 def test_load_depth_anything_errors(tmp_path):

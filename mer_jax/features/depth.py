@@ -1,7 +1,7 @@
 """Depth Anything V2 (Yang et al., "Depth Anything V2", NeurIPS 2024) in Flax NNX: the depth clip of MADV-Net.
 
-MADV-Net (paper section 3) feeds a "3D video", the per-pixel depth of every frame predicted by Depth Anything
-(its ref. [36]), next to the texture clip. The paper names neither the version nor the size; we use V2 Small
+MADV-Net (paper section 3, 3.1) feeds a "3D video", the per-pixel depth of every frame predicted by Depth
+Anything (its ref. [36]), next to the texture clip. The paper names neither the version nor the size; we use V2 Small
 (issue 9), the DINOv2 ViT-S/14 encoder with a DPT decoder, built as transformers builds
 `DepthAnythingForDepthEstimation` (models/depth_anything, dinov2) so that the public checkpoint
 depth-anything/Depth-Anything-V2-Small-hf loads one to one (mer_jax/convert/depth_anything_weights.py). NHWC,
@@ -24,7 +24,8 @@ float32.
     head: 3x3 conv F -> F/2, bilinear (align_corners=True) to H x W, 3x3 conv -> head_hidden_size, ReLU,
       1x1 conv -> 1, ReLU   -> relative depth [B, H, W]
 The output is Depth Anything's relative depth: an affine-invariant inverse depth (disparity), larger for
-nearer points, with no unit; it is not the metric distance the paper's section 3 words suggest.
+nearer points, with no unit; it is not the metric "distance of scene points from the camera" of the paper's
+section 3.
 
 Differences from transformers, none of which changes the output: the mask token of DINOv2's masked-image
 pretraining and the first fusion block's unused `residual_layer1` are not built (the converter accepts and
@@ -35,7 +36,7 @@ conversion the -hf checkpoint is.
 
 Parameters of V2 Small: 24,785,089 in the -hf checkpoint (transformers' count, its config: image_size 518,
 hidden 384, 6 heads, out_indices [3, 6, 9, 12], neck [48, 96, 192, 384], fusion 64, head 32); ours 384 + 73,856
-fewer (`UNUSED_CHECKPOINT_PARAMS`), 24,710,849. The paper's table lists 24.8M.
+fewer (`UNUSED_CHECKPOINT_PARAMS`), 24,710,849. Depth Anything V2 publishes 24.8M for V2 Small.
 Initialisation (only for tests and training from scratch; the network is meant to be loaded): weights as
 transformers' `_init_weights` (truncated normal std 0.02 in the backbone, normal std 0.02 in neck and head,
 zero biases, LayerNorm 1 / 0, LayerScale 1).
@@ -56,8 +57,9 @@ from mer_jax.features.normalise import IMAGENET_MEAN, IMAGENET_STD, rescale, sta
 
 CHECKPOINT_REPO = "depth-anything/Depth-Anything-V2-Small-hf"
 CHECKPOINT_FILE = "model.safetensors"
-SMALL_NUM_PARAMS = 24_785_089           # transformers' count of the -hf checkpoint (V2 paper table 7: 24.8M)
-UNUSED_CHECKPOINT_PARAMS = 384 + 73_856  # mask token (1 x 384); first fusion block's residual_layer1 (2 x (64*64*9 + 64))
+SMALL_NUM_PARAMS = 24_785_089           # transformers' count of the -hf checkpoint (published: 24.8M)
+# The checkpoint's unused tensors: mask token (1 x 384), first fusion block's residual_layer1 (2 x (64*64*9 + 64)).
+UNUSED_CHECKPOINT_PARAMS = 384 + 73_856
 CUBIC_A = -0.75                          # torch's bicubic interpolation coefficient
 INPUT_SIZE = 518                         # the processor's size of the -hf checkpoint (37 patches of 14)
 
@@ -367,6 +369,7 @@ def network_size(height: int, width: int, size: int = INPUT_SIZE, multiple: int 
     return tuple(max(multiple, round(side * scale / multiple) * multiple) for side in (height, width))
 
 
+@functools.partial(nnx.jit, static_argnames=("size",))
 def _depth_batch(model: DepthAnything, frames: jax.Array, size: int) -> jax.Array:
     height, width = frames.shape[1:3]
     net_h, net_w = network_size(height, width, size, model.spec.patch_size)
@@ -376,9 +379,7 @@ def _depth_batch(model: DepthAnything, frames: jax.Array, size: int) -> jax.Arra
     return jax.image.resize(depth[..., None], (x.shape[0], height, width, 1), "linear")
 
 
-@functools.partial(nnx.jit, static_argnames=("size", "batch_size"))
-def depth_frames(model: DepthAnything, frames: jax.Array, size: int = INPUT_SIZE,
-                 batch_size: int | None = None) -> jax.Array:
+def depth_frames(model: DepthAnything, frames, size: int = INPUT_SIZE, batch_size: int | None = 8) -> jax.Array:
     """Relative depth [N, H, W, 1] float32 of frames [N, H, W, 3] (RGB, uint8 0..255 or float in [0, 1]).
 
     Preprocessing as the -hf checkpoint's image processor: uint8 scaled by 1 / 255; resized to
@@ -388,18 +389,25 @@ def depth_frames(model: DepthAnything, frames: jax.Array, size: int = INPUT_SIZE
     (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), as DINOv2 was trained. The depth is resized back
     to H x W with jax.image.resize "linear" (the original Depth-Anything-V2 `infer_image` resizes back
     bilinearly; bilinear never leaves the [min, max] of the network's output, so depth stays >= 0).
-    `batch_size` runs the frames through the network that many at a time (jax.lax.map), bounding memory
-    for long clips; None runs all N at once. Values are relative (larger = nearer), per frame up to
-    an unknown scale and shift (module docstring)."""
+    One jitted program runs `batch_size` frames at a time (the last batch padded with blank frames, which
+    change no other frame's depth), so clips of any length share one compilation per frame size and memory
+    stays bounded; None runs all N at once (one compilation per N). Values are relative (larger = nearer),
+    per frame up to an unknown scale and shift (module docstring)."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"depth_frames takes frames [N, H, W, 3], got shape {frames.shape}")
-    if frames.dtype != jnp.uint8 and not jnp.issubdtype(frames.dtype, jnp.floating):
+    if frames.dtype != np.uint8 and not np.issubdtype(frames.dtype, np.floating):
         raise ValueError(f"depth_frames takes uint8 (0..255) or float ([0, 1]) frames, got dtype {frames.dtype}")
     if size < model.spec.patch_size:
         raise ValueError(f"depth_frames size must be at least the patch size {model.spec.patch_size}, got {size}")
-    if batch_size is None:
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"depth_frames batch_size must be positive or None, got {batch_size}")
+    frames = jnp.asarray(frames)
+    count = frames.shape[0]
+    if batch_size is None or count == 0:
         return _depth_batch(model, frames, size)
-    return jax.lax.map(lambda frame: _depth_batch(model, frame[None], size)[0], frames, batch_size=batch_size)
+    padded = jnp.concatenate([frames, jnp.zeros((-count % batch_size, *frames.shape[1:]), frames.dtype)])
+    return jnp.concatenate([_depth_batch(model, padded[start:start + batch_size], size)
+                            for start in range(0, len(padded), batch_size)])[:count]
 
 
 def load_depth_anything(path, spec: DepthAnythingSpec = SMALL) -> DepthAnything:
@@ -409,7 +417,8 @@ def load_depth_anything(path, spec: DepthAnythingSpec = SMALL) -> DepthAnything:
     how = (f"download {CHECKPOINT_FILE} of the Hugging Face repository {CHECKPOINT_REPO} "
            f"(https://huggingface.co/{CHECKPOINT_REPO}/resolve/main/{CHECKPOINT_FILE}, or `hf download "
            f"{CHECKPOINT_REPO} {CHECKPOINT_FILE} --local-dir <dir>`) and pass its path (or <dir>): "
-           f"load_depth_anything('<dir>/{CHECKPOINT_FILE}')")
+           f"load_depth_anything('<dir>/{CHECKPOINT_FILE}'), in a MADV-Net run "
+           f"--config.features.depth_weights=<dir>/{CHECKPOINT_FILE}")
     if path is None or str(path) == "":
         raise FileNotFoundError(f"no Depth Anything weights given: {how}")
     path = Path(path).expanduser()
