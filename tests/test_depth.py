@@ -159,7 +159,7 @@ def test_converter_errors_name_keys_and_shapes():
     state["neck.convs.1.weight"] = np.zeros((16, 16, 1, 1), np.float32)
     state["backbone.embeddings.mask_token"] = np.zeros((1, 33), np.float32)
     state["backbone.layernorm.bias"] = np.zeros(32, np.int64)
-    model = _abstract()
+    model = _abstract()  # one build for every call: nothing is written until a call succeeds
     with pytest.raises(ValueError) as error:
         load_transformers_depth_anything(model, state)
     message = str(error.value)
@@ -172,10 +172,11 @@ def test_converter_errors_name_keys_and_shapes():
     # A state_dict of another size (V2 Base into Small, say) is named as such; the skipped keys are optional.
     other = synthetic_state_dict(dataclasses.replace(TINY, hidden_size=64, num_layers=5))
     with pytest.raises(ValueError, match="hidden size is 64, the model's 32.*5 backbone layers, the model 4"):
-        load_transformers_depth_anything(_abstract(), other)
+        load_transformers_depth_anything(model, other)
     lean = {k: v for k, v in synthetic_state_dict(TINY).items()
             if "mask_token" not in k and "layers.0.residual_layer1" not in k}
-    load_transformers_depth_anything(_abstract(), lean)
+    load_transformers_depth_anything(model, lean)
+    np.testing.assert_array_equal(model.head.conv3.bias[...], lean["head.conv3.bias"])
     with pytest.raises(TypeError, match="needs a DepthAnything"):
         load_transformers_depth_anything(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), lean)
 
@@ -254,8 +255,10 @@ def test_load_depth_anything_from_safetensors(tmp_path, tiny):
     loaded = depth.load_depth_anything(tmp_path, spec=TINY)
     for ours, theirs in zip(jax.tree.leaves(nnx.state(loaded)), jax.tree.leaves(nnx.state(model))):
         np.testing.assert_array_equal(ours, theirs)
-    with pytest.raises(ValueError, match="missing keys .* and 124 more; .* and 1.. more mismatches.*V2-Small-hf"):
-        depth.load_depth_anything(tmp_path / "model.safetensors")  # a tiny checkpoint is no V2 Small
+    wide = synthetic_state_dict(dataclasses.replace(TINY, hidden_size=64))
+    safetensors_numpy.save_file(wide, str(tmp_path / "wide.safetensors"))
+    with pytest.raises(ValueError, match="wide.safetensors: .*hidden size is 64.* and 63 more mismatches.*V2-Small-hf"):
+        depth.load_depth_anything(tmp_path / "wide.safetensors", spec=TINY)
 
 
 # ------------------------------------------------------------------------------------ parity with transformers
