@@ -7,11 +7,12 @@ from mer_jax.models.dfrnet import DFRNet
 from mer_jax.models.dstnet import DSTNet
 from mer_jax.models.edmdbn import EDMDBN
 from mer_jax.models.m3enet import M3ENet
+from mer_jax.models.madvnet import MADVNet
 from mer_jax.models.offapexnet import OffApexNet
 from mer_jax.models.ststnet import STSTNet
 
-MODELS = {"dfrnet": DFRNet, "dstnet": DSTNet, "edmdbn": EDMDBN, "m3enet": M3ENet, "offapexnet": OffApexNet,
-          "ststnet": STSTNet}
+MODELS = {"dfrnet": DFRNet, "dstnet": DSTNet, "edmdbn": EDMDBN, "m3enet": M3ENet, "madvnet": MADVNet,
+          "offapexnet": OffApexNet, "ststnet": STSTNet}
 
 
 def _lookup(name: str):
