@@ -100,15 +100,17 @@ def test_small_shapes_and_parameter_count(small):
     model = small
     params = nnx.state(model, nnx.Param)
     count = sum(x.size for x in jax.tree.leaves(params))
-    print(f"Depth Anything V2 Small: {count:,} parameters (+ {depth.UNUSED_CHECKPOINT_PARAMS:,} unused in the checkpoint)")
-    # transformers' count of Depth-Anything-V2-Small-hf, 24,785,089 (the V2 paper's 24.8M), less the mask token
-    # and the first fusion block's residual_layer1.
+    print(f"Depth Anything V2 Small: {count:,} parameters "
+          f"(+ {depth.UNUSED_CHECKPOINT_PARAMS:,} unused in the checkpoint)")
+    # transformers' count of Depth-Anything-V2-Small-hf, 24,785,089 (published: 24.8M), less the mask token and
+    # the first fusion block's residual_layer1.
     assert count == 24_710_849 and count + depth.UNUSED_CHECKPOINT_PARAMS == depth.SMALL_NUM_PARAMS == 24_785_089
     assert sum(np.prod(s) for s in transformers_shapes(depth.SMALL).values()) == depth.SMALL_NUM_PARAMS
     assert model.backbone.embeddings.position_embeddings.shape == (1, 37 * 37 + 1, 384)
     assert len(model.backbone.layers) == 12 and model.backbone.layers[0].fc1.kernel.shape == (384, 1536)
     graphdef, state = nnx.split(model)
-    out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state, jax.ShapeDtypeStruct((2, 518, 686, 3), jnp.float32))
+    out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state,
+                         jax.ShapeDtypeStruct((2, 518, 686, 3), jnp.float32))
     assert out.shape == (2, 518, 686) and out.dtype == jnp.float32
 
 
