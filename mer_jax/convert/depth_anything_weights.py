@@ -32,6 +32,7 @@ from flax import nnx
 from mer_jax.convert.torch_weights import _Entry, _linear, _same
 from mer_jax.features.depth import Block, DepthAnything, ResidualUnit
 
+_SHOWN = 20  # keys listed per kind of problem in an error
 SKIPPED = ("backbone.embeddings.mask_token", "neck.fusion_stage.layers.0.residual_layer1.")
 
 
@@ -120,8 +121,8 @@ def _size_hint(model: DepthAnything, state_dict: Mapping[str, np.ndarray]) -> li
     return hints
 
 
-def _listed(keys: list[str], shown: int = 20) -> str:
-    return str(keys) if len(keys) <= shown else f"{keys[:shown]} and {len(keys) - shown} more"
+def _listed(keys: list[str]) -> str:
+    return str(keys) if len(keys) <= _SHOWN else f"{keys[:_SHOWN]} and {len(keys) - _SHOWN} more"
 
 
 def load_transformers_depth_anything(model: DepthAnything, state_dict: Mapping[str, np.ndarray]) -> None:
@@ -139,15 +140,17 @@ def load_transformers_depth_anything(model: DepthAnything, state_dict: Mapping[s
     missing = [key for key, *_ in entries if key not in state_dict]
     if missing:
         problems.append(f"missing keys {_listed(missing)}")
-    shapes = [(key, shape) for key, _, shape, _ in entries] + list(skipped.items())
-    for key, shape in shapes:
+    mismatches = []
+    for key, shape in [(key, shape) for key, _, shape, _ in entries] + list(skipped.items()):
         if key not in state_dict:
             continue
         value = np.asarray(state_dict[key])
         if value.shape != shape:
-            problems.append(f"{key}: expected shape {shape}, found {value.shape}")
+            mismatches.append(f"{key}: expected shape {shape}, found {value.shape}")
         elif not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
-            problems.append(f"{key}: expected floating-point values, found dtype {value.dtype}")
+            mismatches.append(f"{key}: expected floating-point values, found dtype {value.dtype}")
+    problems += mismatches[:_SHOWN] + ([f"and {len(mismatches) - _SHOWN} more mismatches"]
+                                       if len(mismatches) > _SHOWN else [])
     if problems:
         raise ValueError("cannot load the state_dict into DepthAnything: " + "; ".join(problems))
 
