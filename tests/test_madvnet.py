@@ -156,7 +156,9 @@ def test_losses_follow_eq_20_to_23_and_reach_the_parameters_they_should():
         values, pullback, kept = jax.vjp(terms, params, has_aux=True)
         return values, kept, [pullback(jnp.eye(3)[i])[0] for i in range(3)]
 
-    values, ((low, mid, high), (au_logits, kl), kl_by_hand), grads = jax.jit(gradients)(params)
+    # Without backend optimisation the program compiles in less than half the time (as trainer.init_state).
+    values, ((low, mid, high), (au_logits, kl), kl_by_hand), grads = jax.jit(
+        gradients, compiler_options={"xla_backend_optimization_level": 0})(params)
     assert np.all(np.isfinite(values)) and np.all(values > 0)
     ce = lambda lg: optax.softmax_cross_entropy_with_integer_labels(lg, labels).mean()
     np.testing.assert_allclose(values[1], 0.5 * ce(low) + 0.25 * ce(mid) + 2.0 * ce(high), rtol=1e-5)
