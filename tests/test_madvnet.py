@@ -261,7 +261,7 @@ def test_bad_inputs_and_fields_are_named():
 def test_eq_24_25_complexity_against_xla_flops(full):
     """XLA's FLOPs of the full-size eval call = 2 x (the paper's multiply count + the products it omits)
     within 5%: the rest is element-wise work (BatchNorm, LayerNorm, GELU, softmax, max pool, residual adds),
-    measured at 2.9% here. The paper's count alone (section 3.2.5) is 81% of the multiply-adds."""
+    measured at 2.9% here. The paper's count alone (section 3.2.5) is 83% of the multiply-adds."""
     terms = madv_complexity(K)
     flops = complexity.flops_per_sample(full, {k: jax.ShapeDtypeStruct((1,) + v, jnp.float32)
                                                 for k, v in MADVNet.input_shapes().items()})
