@@ -31,10 +31,11 @@ without scale or shift: batch statistics in training, running ones in eval). Its
 passes v~_i = r_i * z_i + (1 - r_i) * eps with the gate r_i = sigmoid(a_i) (learnable a_i, one per feature;
 the "Sigmoid ... to regularize the compression parameters" of section 5) and eps ~ N(0, 1) = Q(v~_i), the
 variational prior of Eq. 5 / 7. Then KL[P(v~_i | v_{i-1}) || Q(v~_i)] = 1/2 sum_j [r^2 z^2 + (1-r)^2 - 1
-- 2 log(1-r)]; "only the mean value is optimized" (Eq. 8) keeps the mean's term, KL_i = 1/2 sum_j
-(r_ij z_ij)^2 = beta-weighted (v - mu)^2, and replaces eps by its mean 0, so v_i = r_i * z_i. The
-relevance term of the last level (Eq. 9-11) is the binary cross entropy of a classifier f_n on v_{n-1}
-against the one-hot label, as Eq. 11 writes it; Eq. 12 sums the layers.
+- 2 log(1-r)]; "only the mean value is optimized" (Eq. 8) keeps the term that holds the mean,
+KL_i = 1/2 sum_j (r_ij z_ij)^2 (Eq. 8's beta (v_i - mu_i)^2), drops the terms in r alone, and replaces eps
+by its mean 0 (no sampling), so v_i = r_i * z_i. We find no reading of Eq. 8's second term (its operators
+are lost in the text); the relevance term is the last level's (Eq. 9-11): the binary cross entropy of a
+classifier f_n on v_{n-1} against the one-hot label, as Eq. 11 writes it. Eq. 12 sums the layers.
 
 Choices where the paper is silent (constructor fields; docs/deviations.md, "MADV-Net"):
 - `num_frames` = 16, `input_size` = 112: the paper states neither; 16 frames at 112 x 112 is the clip
@@ -55,7 +56,12 @@ Choices where the paper is silent (constructor fields; docs/deviations.md, "MADV
 - The AU features enter the final fusion F_LR (section 3.1: "integrating the AU coding features with
   the local features of dynamic visual attention"); `au_widths` (64, 64), gate init `ib_gate_init` 5
   (r = 0.993), `ib_beta` 0.01, `au_loss_weight` 1, `freq_weights` (1, 1, 1): the paper gives no values.
-- Level heads pool their stage's grid tokens by mean; the class token exists only in the last stage.
+- Every stage adds its own learnable position embedding (Eq. 13 names one, for the transformer's input);
+  the class token exists only in the last stage (as CvT); level heads pool their stage's grid tokens by mean.
+- Layouts the paper names without detail: F_MLP (Eq. 15) is LayerNorm -> Linear(d, d) -> GELU; F_Conv
+  (Eq. 17) Conv3d 3x3x3 -> BN -> ReLU -> global mean; each "head perceptron" LayerNorm -> Linear(K).
+- Eq. 2 has no activation after its BatchNorm, and none is added; the transformer layers are pre-norm
+  with an attention output projection (conv_attention.py).
 
 Size and work (K = 3, defaults; tests/test_madvnet.py): 25,479,951 parameters (closed form in the test;
 the last stage's 10 layers hold 17.7M, F_Conv 4.0M). The paper reports neither parameters nor FLOPs.
@@ -226,7 +232,8 @@ class MADVNet(nnx.Module):
 
     def _input(self, inputs: dict, key: str) -> jax.Array:
         if key not in inputs:
-            raise ValueError(f"MADVNet needs inputs[{key!r}] (its inputs: {self.inputs_for(use_depth=self.use_depth, use_au=self.use_au)})")
+            needed = self.inputs_for(use_depth=self.use_depth, use_au=self.use_au)
+            raise ValueError(f"MADVNet needs inputs[{key!r}] (it reads {list(needed)}; got {sorted(inputs)})")
         x = inputs[key]
         shape = self.input_shapes(num_frames=self.num_frames, input_size=self.input_size, num_aus=self.num_aus)[key]
         if tuple(x.shape[1:]) != shape:
