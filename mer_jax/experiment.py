@@ -250,7 +250,8 @@ def train_and_evaluate(config, workdir) -> dict | None:
         "wall_time_s": result.wall_time_s,
         "config": config.to_dict(),
     }
-    _write_predictions(workdir, corpus, labels, result.test_probs, result.test_fold, plan, class_names)
+    _write_predictions(workdir, corpus, labels, result.test_probs, result.test_fold, plan, class_names,
+                       result.test_alpha)
     _write_scalars(workdir, history)
     report.write_report(workdir, results, history)
     log.info("%s on %s, %s, selection=%s: UF1 %.4f UAR %.4f accuracy %.4f (%.0f s)", config.model.name,
@@ -329,9 +330,11 @@ def _training_mean(per_fold: np.ndarray) -> list[float]:
     return np.where(count > 0, np.where(training, per_fold, 0).sum(1) / np.maximum(count, 1), np.nan).tolist()
 
 
-def _write_predictions(workdir: Path, corpus, labels, test_probs, test_fold, plan, class_names) -> None:
-    """predictions.csv: one row per sample with its testing fold, label, prediction and probabilities
-    (written by process 0 only)."""
+def _write_predictions(workdir: Path, corpus, labels, test_probs, test_fold, plan, class_names,
+                       test_alpha=None) -> None:
+    """predictions.csv: one row per sample with its testing fold, label, prediction and probabilities, and
+    for adaptive Adaptive DSTNet runs the magnification factor the adaptive loop kept (written by process 0
+    only)."""
     import pandas as pd
 
     if not distributed.is_main_process():
@@ -342,6 +345,8 @@ def _write_predictions(workdir: Path, corpus, labels, test_probs, test_fold, pla
                           "prediction": [class_names[p] for p in test_probs.argmax(-1)]})
     for k, name in enumerate(class_names):
         table[f"prob_{name}"] = test_probs[:, k]
+    if test_alpha is not None:
+        table["alpha"] = test_alpha
     table.to_csv(workdir / "predictions.csv", index=False, float_format="%.7g")
 
 

@@ -11,6 +11,7 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import jax
@@ -53,9 +54,13 @@ def test_smoke_loso(networks, data_dir, tmp_path, threshold):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["config"]["train"]["adaptive_threshold"] == threshold
     assert saved["config"]["train"]["balance_per_class"] == 12
-    probs = np.loadtxt(tmp_path / "predictions.csv", delimiter=",", skiprows=1,
-                       usecols=range(6, 9))             # prob_negative, prob_positive, prob_surprise
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    probs = predictions[["prob_negative", "prob_positive", "prob_surprise"]].to_numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # the factor the adaptive loop kept, one of the stored ones, for each sample (adaptive runs only)
+    assert ("alpha" in predictions) == bool(threshold)
+    if threshold:
+        assert set(predictions["alpha"]) <= {3.0, 4.0, 5.0}
 
 
 def test_missing_networks_are_named(networks, data_dir, tmp_path):

@@ -85,13 +85,15 @@ def test_adaptive_prediction_runs_algorithm_1_over_the_versions():
     common = dict(graphdef=graphdef, input_keys=("flow",), variant_keys=("flow",))
     per_version = [np.asarray(predict(params, stats, data, ids, {}, eval_variant=v, **common)) for v in range(5)]
     threshold = float(np.median(np.max(per_version, axis=-1)))   # some samples stop early, some never
-    adaptive = np.asarray(predict_adaptive(params, stats, data, ids, {}, alphas=(3.0, 4.0, 5.0, 6.0, 7.0),
-                                           threshold=threshold, **common))
+    alphas = (3.0, 4.0, 5.0, 6.0, 7.0)
+    adaptive, alpha = map(np.asarray, predict_adaptive(params, stats, data, ids, {}, alphas=alphas,
+                                                       threshold=threshold, **common))
     for i in range(len(ids)):
-        best, kept = 0.0, None
-        for probs in per_version:
+        best, kept, kept_alpha = 0.0, None, None
+        for factor, probs in zip(alphas, per_version):
             if probs[i].max() > best:
-                best, kept = probs[i].max(), probs[i]
+                best, kept, kept_alpha = probs[i].max(), probs[i], factor
             if probs[i].max() >= threshold:
                 break
         np.testing.assert_allclose(adaptive[i], kept, atol=1e-6)
+        assert alpha[i] == kept_alpha

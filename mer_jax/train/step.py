@@ -124,9 +124,10 @@ def predict(params, batch_stats, data, sample_ids, input_stats, *, graphdef, inp
 
 def predict_adaptive(params, batch_stats, data, sample_ids, input_stats, *, graphdef, input_keys, variant_keys,
                      alphas: tuple[float, ...], threshold: float):
-    """Class probabilities [T, K] by Adaptive DSTNet's Algorithm 1 (models/adaptive_alpha.py): version
-    v of the `variant_keys` inputs holds the apex magnified by `alphas[v]` (evenly spaced), and every
-    sample keeps the most confident prediction over the factors it tried before one reached `threshold`."""
+    """(class probabilities [T, K], alpha [T]) by Adaptive DSTNet's Algorithm 1 (models/adaptive_alpha.py):
+    version v of the `variant_keys` inputs holds the apex magnified by `alphas[v]` (evenly spaced), and every
+    sample keeps the most confident prediction over the factors it tried before one reached `threshold`,
+    and the factor that gave it."""
     start, step = alphas[0], (alphas[1] - alphas[0] if len(alphas) > 1 else 1.0)
 
     def predict_at(alpha, ids):
@@ -134,8 +135,9 @@ def predict_adaptive(params, batch_stats, data, sample_ids, input_stats, *, grap
         return predict(params, batch_stats, data, ids, input_stats, graphdef=graphdef, input_keys=input_keys,
                        variant_keys=variant_keys, eval_variant=version)
 
-    return adaptive_alpha(predict_at, sample_ids, init_alpha=start, max_alpha=alphas[-1], alpha_step=step,
-                          threshold=threshold).probs
+    result = adaptive_alpha(predict_at, sample_ids, init_alpha=start, max_alpha=alphas[-1], alpha_step=step,
+                            threshold=threshold)
+    return result.probs, result.alpha
 
 
 def fold_parallel(fn, **static):

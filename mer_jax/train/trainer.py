@@ -73,6 +73,7 @@ class TrainResult:
     selection: str
     wall_time_s: float
     interrupted: bool = False     # stopped by `stop_after_epochs`; resume by running again
+    test_alpha: np.ndarray | None = None   # float [N]: the factor the adaptive loop kept per sample (adaptive runs)
 
 
 def _schedule(cfg, steps_per_epoch: int):
@@ -314,18 +315,20 @@ class _Run:
                                                                      "batch_stats": train["batch_stats"]})}
 
     def predict_folds(self, model_state, masks, values):
-        """Per-fold probability lists for the samples of each row of `masks` [F, N]; `values` are the
-        chunk's `fold_values` (its input statistics)."""
+        """(per-fold probabilities, per-fold adaptive factors or None) for the samples of each row of `masks`
+        [F, N]; `values` are the chunk's `fold_values` (its input statistics). The factors are those the
+        adaptive loop kept (`Versions.adaptive_threshold`)."""
         ids, valid = sampling.eval_indices(masks)
         width = self.tc.eval_batch_size
         parts = []
         for start in range(0, ids.shape[1], width):
             block = ids[:, start:start + width]
-            parts.append(np.asarray(to_host(self.predict_fn(model_state["params"], model_state["batch_stats"],
-                                                            self.data, self.put_folds(block),
-                                                            values["input_stats"]))))
-        probs = np.concatenate(parts, axis=1)
-        return [probs[f][valid[f]] for f in range(len(masks))]
+            out = self.predict_fn(model_state["params"], model_state["batch_stats"], self.data, self.put_folds(block),
+                                  values["input_stats"])
+            parts.append(tuple(np.asarray(to_host(x)) for x in (out if isinstance(out, tuple) else (out,))))
+        outputs = [np.concatenate(column, axis=1) for column in zip(*parts)]
+        per_fold = [[x[f][valid[f]] for f in range(len(masks))] for x in outputs]
+        return per_fold[0], (per_fold[1] if len(per_fold) > 1 else None)
 
 
 @jax.jit
@@ -351,7 +354,7 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     state = run.init_state(padded)
     meta = {"fold_ids": fold_ids, "epoch": 0, "train_loss": [], "train_accuracy": [], "eval_epoch": [],
             "test_probs": [], "val_score": [], "best_score": [None] * real, "selected_epoch": [0] * real,
-            "selected_test_probs": [None] * real, "stopped_epoch": [None] * real}
+            "selected_test_probs": [None] * real, "selected_test_alpha": [None] * real, "stopped_epoch": [None] * real}
     if checkpointer.latest_epoch() is not None:
         state, meta = checkpointer.restore(state)
         meta.setdefault("stopped_epoch", [None] * real)
@@ -452,16 +455,19 @@ def _val_metric(run: _Run, labels: np.ndarray, probs: np.ndarray) -> float:
 
 def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, real: int, values) -> None:
     """Held-out predictions at this epoch, and the selection rule's bookkeeping."""
-    test = run.predict_folds(state["train"], test_masks, values)[:real]
+    test, alpha = run.predict_folds(state["train"], test_masks, values)
+    test, alpha = test[:real], (alpha or [None] * real)[:real]
     meta["eval_epoch"].append(done)
     meta["test_probs"].append([p.tolist() for p in test])
+    meta.setdefault("selected_test_alpha", [None] * real)   # checkpoints written before the factor was kept
     selection = run.tc.selection
     if selection == "last":
         meta["selected_epoch"] = [done] * real
         meta["selected_test_probs"] = [p.tolist() for p in test]
+        meta["selected_test_alpha"] = [None if a is None else a.tolist() for a in alpha]
         return
     if selection == "val":
-        scored = run.predict_folds(state["train"], val_masks, values)[:real]
+        scored = run.predict_folds(state["train"], val_masks, values)[0][:real]
         measured = [_val_metric(run, run.labels[m], p) for m, p in zip(val_masks, scored)]
         meta["val_score"].append(measured)
         scores = [VAL_METRICS[run.tc.val_metric] * v for v in measured]
@@ -473,6 +479,7 @@ def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, re
             improved[f] = True
             meta["best_score"][f], meta["selected_epoch"][f] = score, done
             meta["selected_test_probs"][f] = test[f].tolist()
+            meta["selected_test_alpha"][f] = None if alpha[f] is None else alpha[f].tolist()
     model = {"params": state["train"]["params"], "batch_stats": state["train"]["batch_stats"]}
     state["selected"] = _where_folds(run.put_folds(improved), model, state["selected"])
 
@@ -505,6 +512,7 @@ def train_folds(*, config, workdir, data: dict, plan: FoldPlan, make_model: Call
 def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> TrainResult:
     plan, n, k = run.plan, run.plan.test.shape[1], run.num_classes
     test_probs = np.full((n, k), np.nan, np.float32)
+    test_alpha = None
     test_fold = plan.test.argmax(0)
     selected = np.zeros(plan.num_folds, int)
     trained = np.zeros(plan.num_folds, int)
@@ -517,6 +525,9 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
             trained[f] = meta["stopped_epoch"][j] or meta["epoch"]
             if meta["selected_test_probs"][j] is not None:
                 test_probs[rows] = np.asarray(meta["selected_test_probs"][j])
+            if meta.get("selected_test_alpha", [None] * (j + 1))[j] is not None:
+                test_alpha = np.full(n, np.nan, np.float32) if test_alpha is None else test_alpha
+                test_alpha[rows] = np.asarray(meta["selected_test_alpha"][j])
             for e, per_fold in enumerate(meta["test_probs"][:len(eval_epochs)]):
                 history_probs[e, rows] = np.asarray(per_fold[j])
     history = {
@@ -526,7 +537,8 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
         "val_score": _stack_folds(metas, "val_score") if run.tc.selection == "val" else None,
     }
     return TrainResult(test_probs=test_probs, test_fold=test_fold, selected_epoch=selected, epochs_trained=trained,
-                       history=history, selection=run.tc.selection, wall_time_s=wall, interrupted=interrupted)
+                       history=history, selection=run.tc.selection, wall_time_s=wall, interrupted=interrupted,
+                       test_alpha=test_alpha)
 
 
 def _stack_folds(metas: list[dict], key: str) -> np.ndarray:
