@@ -15,7 +15,7 @@ from flax import nnx
 from mer_jax.data.augment import AugmentConfig
 from mer_jax.data.taxonomy import AU_VOCAB
 from mer_jax.models import complexity, precision, registry
-from mer_jax.models.madvnet import MADVNet, complexity as madv_complexity
+from mer_jax.models.madvnet import MADVNet, complexity_terms
 from mer_jax.train import losses
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
 from mer_jax.train.step import fold_parallel, fold_values, train_step
@@ -262,7 +262,7 @@ def test_eq_24_25_complexity_against_xla_flops(full):
     """XLA's FLOPs of the full-size eval call = 2 x (the paper's multiply count + the products it omits)
     within 5%: the rest is element-wise work (BatchNorm, LayerNorm, GELU, softmax, max pool, residual adds),
     measured at 2.9% here. The paper's count alone (section 3.2.5) is 83% of the multiply-adds."""
-    terms = madv_complexity(K)
+    terms = complexity_terms(K)
     flops = complexity.flops_per_sample(full, {k: jax.ShapeDtypeStruct((1,) + v, jnp.float32)
                                                 for k, v in MADVNet.input_shapes().items()})
     macs = terms["paper"] + terms["omitted"]
@@ -271,6 +271,12 @@ def test_eq_24_25_complexity_against_xla_flops(full):
           f"{terms['omitted'] / 1e9:.3f}G; XLA / 2 x all products = {flops / (2 * macs):.4f}")
     assert 1.0 < flops / (2 * macs) < 1.05
     assert 0.75 < terms["paper"] / macs < 0.9
+    # A depth stream and no AU path, small: the element-wise share grows (11.7% at these widths).
+    fields = {**TINY, "dims": (16, 32, 32), "depth_fusion": "stream", "use_au": False}
+    terms = complexity_terms(K, **fields)
+    flops = complexity.flops_per_sample(full_size(**fields), {
+        k: jax.ShapeDtypeStruct((1,) + v, jnp.float32) for k, v in MADVNet.input_shapes(**fields).items()})
+    assert 1.0 < flops / (2 * (terms["paper"] + terms["omitted"])) < 1.15
 
 
 @pytest.mark.slow

@@ -65,13 +65,14 @@ Choices where the paper is silent (constructor fields; docs/deviations.md, "MADV
 
 Size and work (K = 3, defaults; tests/test_madvnet.py): 25,479,951 parameters (closed form in the test;
 the last stage's 10 layers hold 17.7M, F_Conv 4.0M). The paper reports neither parameters nor FLOPs.
-XLA counts 3.85 GFLOPs per sample (complexity.flops_per_sample). `complexity` evaluates section 3.2.5:
+XLA counts 3.85 GFLOPs per sample (complexity.flops_per_sample). `complexity_terms` evaluates section 3.2.5:
 0.62G multiplies in the 3-D convolutions + 0.94G by Eq. 25 = 1.56G; the matrix products Eq. 24 leaves out
 (attention output projection, attention x V, depthwise projections, conv branch, heads, AU encoder) add
 0.31G; 2 x (1.56G + 0.31G) is 2.9% below XLA's count, the rest being element-wise work.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import jax
@@ -296,13 +297,8 @@ def _conv_macs(grid_in, kernel, stride, c_in: int, c_out: int) -> int:
     return math.prod(_taps(n, k, s) for n, k, s in zip(grid_in, kernel, stride)) * c_in * c_out
 
 
-def complexity(num_classes: int, *, num_frames: int = 16, input_size: int = 112, use_depth: bool = True,
-               use_au: bool = True, depth_fusion: str = "channels", num_aus: int = len(AU_VOCAB),
-               dims=(64, 192, 384), depths=(1, 2, 10), heads=(1, 3, 6), mlp_ratio: float = 4.0, qkv_kernel: int = 3,
-               embed_kernels=((3, 7, 7), (3, 3, 3), (3, 3, 3)), embed_strides=((1, 4, 4), (1, 2, 2), (1, 2, 2)),
-               pool_window=(3, 3, 3), pool_strides=((2, 2, 2), (2, 1, 1), (2, 1, 1)), au_widths=(64, 64),
-               **_) -> dict[str, float]:
-    """Multiply counts of one sample (section 3.2.5) for the model built with these fields.
+def complexity_terms(num_classes: int, **fields) -> dict[str, float]:
+    """Multiply counts of one sample (section 3.2.5) for MADVNet(num_classes, **fields) (its defaults elsewhere).
 
     "conv3d": the 3-D-video-to-tokens convolutions, T H W C_out K_t K_h K_w C_in (T H W: output positions; the
     paper's formula at stride 1); "transformer": Eq. 25, sum over stages of N (3 L d^2 + L^2 d + 2 L d d_hidden),
@@ -313,24 +309,32 @@ def complexity(num_classes: int, *, num_frames: int = 16, input_size: int = 112,
     f_n run in training only). Convolutions count only taps inside their input (as XLA
     does); the paper's dense T H W K C_in C_out counts the zero padding too.
     """
-    grids = stage_grids(num_frames, input_size, embed_kernels, embed_strides, pool_window, pool_strides)
-    stacked = use_depth and depth_fusion == "channels"
-    streams = [4 if stacked else 3] + ([1] if use_depth and depth_fusion == "stream" else [])
+    f = {**_FIELD_DEFAULTS, **fields}
+    num_frames, input_size, dims, depths = f["num_frames"], f["input_size"], f["dims"], f["depths"]
+    embed_kernels, embed_strides, pool_strides = f["embed_kernels"], f["embed_strides"], f["pool_strides"]
+    use_depth, use_au, au_widths = f["use_depth"], f["use_au"], f["au_widths"]
+    grids = stage_grids(num_frames, input_size, embed_kernels, embed_strides, f["pool_window"], pool_strides)
+    stacked = use_depth and f["depth_fusion"] == "channels"
+    streams = [4 if stacked else 3] + ([1] if use_depth and f["depth_fusion"] == "stream" else [])
     conv3d = transformer = omitted = 0
     for c_in in streams:
         grid_in, widths = (num_frames, input_size, input_size), (c_in,) + tuple(dims)
         for s, (d, n, grid) in enumerate(zip(dims, depths, grids)):
             conv3d += _conv_macs(grid_in, embed_kernels[s], embed_strides[s], widths[s], d)
             length = math.prod(grid) + (s == len(dims) - 1)
-            hidden = int(round(d * mlp_ratio))
+            hidden = int(round(d * f["mlp_ratio"]))
             transformer += n * (3 * length * d * d + length * length * d + 2 * length * d * hidden)
-            depthwise = 3 * grid[0] * _conv_macs(grid[1:], (qkv_kernel,) * 2, (1, 1), d, 1)
+            depthwise = 3 * grid[0] * _conv_macs(grid[1:], (f["qkv_kernel"],) * 2, (1, 1), d, 1)
             omitted += n * (length * d * d + length * length * d + depthwise)
             grid_in = grid
         d = dims[-1]
         omitted += _conv_macs(grids[-1], (3, 3, 3), (1, 1, 1), d, d) + d * d       # F_Conv, F_MLP
-    au = sum(a * b for a, b in zip((num_aus,) + tuple(au_widths), au_widths))
+    au = sum(a * b for a, b in zip((f["num_aus"],) + tuple(au_widths), au_widths))
     fused = 2 * len(streams) * dims[-1] + (au_widths[-1] if use_au else 0)
     omitted += fused * num_classes + (au if use_au else 0)
     return {"conv3d": float(conv3d), "transformer": float(transformer), "paper": float(conv3d + transformer),
             "omitted": float(omitted)}
+
+
+_FIELD_DEFAULTS = {name: p.default for name, p in inspect.signature(MADVNet.__init__).parameters.items()
+                   if p.default is not inspect.Parameter.empty}

@@ -25,7 +25,7 @@ PAPER_FIGURES = {
     # Table 4's "13.2 G FLOPs" matches our multiply-add count (half XLA's FLOPs; tests/test_edmdbn.py).
     "edmdbn": PaperFigures(50.8e6, 13.2e9, "EDMDBN Table 4 (FLOPs there = multiply-adds)"),
     "m3enet": PaperFigures(6.01e6, 142.87e6, "M3ENet Table 4"),
-    # Section 3.2.5 gives only O(.) terms (Eq. 24-25; madvnet.complexity evaluates them); no counts anywhere.
+    # Section 3.2.5 gives only O(.) terms (Eq. 24-25; madvnet.complexity_terms evaluates them); no counts anywhere.
     "madvnet": PaperFigures(None, None, "MADV-Net reports no parameter or FLOP count (section 3.2.5: Eq. 24-25 only)"),
     "ststnet": PaperFigures(0.00167e6, 0.448e6, "Adaptive DSTNet Table 9"),
     # Table 9's Off-ApexNet takes 28 x 28 x 2 flow; mer_jax builds meb's version (docs/deviations.md).
