@@ -29,7 +29,7 @@ from mer_jax.models import fold_conv, layers
 
 # PyTorch's Conv default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (as layers.py).
 _conv_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-# ViT / CvT: truncated normal, std 0.02, for Linear layers, class token and position embedding.
+# ViT / CvT (timm trunc_normal_): std 0.02, truncated at +-2 absolute; Linear layers, class token, position embedding.
 transformer_init = nnx.initializers.truncated_normal(stddev=0.02, lower=-2.0 / 0.02, upper=2.0 / 0.02)
 LAYER_NORM_EPSILON = 1e-5
 
