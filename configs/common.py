@@ -64,4 +64,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # subject id as the corpus writes it (e.g. `sub01.pth`, `s01.pth`, `006.pth`). When set, nothing is
     # trained: each LOSO fold's model is loaded from its file and predicts its held-out subject.
     config.init.per_fold_weights = ml_collections.config_dict.placeholder(str)
+    # The workdir of a finished run: every fold starts from the model that run reports for its fold `from_fold`
+    # (empty: its first fold), e.g. MADV-Net's SMIC pre-training before fine-tuning on the target corpus. The
+    # runs must share no subject (checked); the network and class count must match.
+    config.init.from_run = ml_collections.config_dict.placeholder(str)
+    config.init.from_fold = ""
     return config

@@ -38,7 +38,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant` (loso).")
-_NET = flags.DEFINE_string("net", None, "loso: the network whose configs/<net>.py (default variant) to time; "
+_NET = flags.DEFINE_string("net", None, "loso, memory, fold_step (and models: only this row): the network whose "
+                           "configs/<net>.py (default variant) to time; "
                            "one of the model registry's names.")
 _SIZES = flags.DEFINE_list("sizes", ["48", "128", "256"], "Frame sides for tvl1.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "64"], "Batch sizes for tvl1.")
@@ -158,6 +159,8 @@ def _median_seconds(run, repeats: int) -> float:
 
 def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) -> dict:
     """Figures of one registered network, built as configs/<name>.py builds it, for 3 classes."""
+    import importlib
+
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -196,9 +199,12 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
 
     step_seconds = _median_seconds(train_once, train_repeats)
     paper = PAPER_FIGURES.get(name)
+    # A network whose paper gives a complexity formula evaluates it in its module (MADV-Net: Eq. 24-25).
+    formula = getattr(importlib.import_module(type(model).__module__), "complexity_terms", None)
+    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     return {"name": name, "params": complexity.count_params(model), "flops": complexity.flops_per_sample(model, one),
             "paper": paper, "latency_ms": latency * 1e3, "train_samples_per_s": batch / step_seconds,
-            "batch": batch, "input": f"{size}x{size}"}
+            "batch": batch, "input": f"{size}x{size}", "formula": formula and formula(3, **kwargs)}
 
 
 def _models_table(rows: list[dict], device: str) -> str:
@@ -215,19 +221,33 @@ def _models_table(rows: list[dict], device: str) -> str:
                      f"{r['flops'] / 1e6:.4g} | {figure(paper and paper.flops, 1e6)} | {paper.source if paper else '-'} | "
                      f"{r['latency_ms']:.2f} | {figure(paper and paper.cpu_latency_ms, 1)} | "
                      f"{r['train_samples_per_s']:.3g} ({r['batch']}) |")
+    formulas = [r for r in rows if r["formula"]]
+    if formulas:
+        lines += ["", "Papers' complexity formulas against XLA (multiplies per sample, M; XLA's FLOPs count a "
+                  "multiply-add as 2):", "",
+                  "| network | paper formula | + products it leaves out | XLA FLOPs / 2 | XLA / (2 x formula) | "
+                  "XLA / (2 x (formula + left out)) |", "|---|---|---|---|---|---|"]
+        for r in formulas:
+            paper, left_out = r["formula"]["paper"], r["formula"]["omitted"]
+            lines.append(f"| {r['name']} | {paper / 1e6:.5g} | {left_out / 1e6:.4g} | {r['flops'] / 2e6:.5g} | "
+                         f"{r['flops'] / (2 * paper):.3f} | {r['flops'] / (2 * (paper + left_out)):.3f} |")
     return "\n".join(lines)
 
 
 _MODELS_BEGIN, _MODELS_END = "<!-- bench models: begin -->", "<!-- bench models: end -->"
 
 
-def bench_models(write_docs: bool) -> None:
+def bench_models(write_docs: bool, names: list[str] | None = None) -> None:
+    """The models table (every registered network, or `names`); `write_docs` (all networks only) writes it
+    into docs/benchmarks.md."""
     import jax
 
     from mer_jax.models import registry
 
+    if write_docs and names:
+        raise app.UsageError("models --write_docs writes the table of every network; drop --net")
     device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
-    table = _models_table([_model_row(name) for name in sorted(registry.MODELS)], device)
+    table = _models_table([_model_row(name) for name in (names or sorted(registry.MODELS))], device)
     print(table)
     if write_docs:
         from pathlib import Path
@@ -322,13 +342,13 @@ def bench_fold_step(config, fold_counts: list[int], repeats: int = 5) -> None:
 
 
 def main(argv) -> None:
-    usage = ("usage: python -m mer_jax.bench loso --net NET | --config CONFIG | python -m mer_jax.bench models [--write_docs] | "
+    usage = ("usage: python -m mer_jax.bench loso --net NET | --config CONFIG | python -m mer_jax.bench models [--write_docs | --net NET] | "
              "python -m mer_jax.bench tvl1 [--sizes ...] | python -m mer_jax.bench memory --net NET [--num_folds ...] | "
              "python -m mer_jax.bench fold_step --net NET [--folds=1,4,12]")
     if len(argv) != 2 or argv[1] not in {"loso", "models", "tvl1", "memory", "fold_step"}:
         raise app.UsageError(usage)
     if argv[1] == "models":
-        bench_models(_WRITE_DOCS.value)
+        bench_models(_WRITE_DOCS.value, [_NET.value] if _NET.value else None)
     elif argv[1] == "tvl1":
         bench_tvl1([int(s) for s in _SIZES.value], [int(b) for b in _BATCHES.value], _PAIRS_PER_STEP.value)
     elif (_CONFIG.value is None) == (_NET.value is None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -226,6 +227,8 @@ def train_and_evaluate(config, workdir) -> dict | None:
     if config.get("init") is not None and config.init.get("per_fold_weights"):
         return _evaluate_released_weights(config, workdir, corpus, labels, arrays, excluded, plan, class_names,
                                           make_model, input_keys)
+    if config.init.get("from_run"):
+        _check_no_shared_subjects(config.init.from_run, corpus)
     if distributed.is_main_process():
         # One writer for run.json on the shared workdir; a mismatch stops process 0 and with it the job.
         checkpointing.write_or_check_run_info(workdir, {"config": _run_defining(config), "plan": plan.to_json(),
@@ -298,6 +301,20 @@ def _results_head(config, corpus, labels, result, excluded, plan, class_names) -
 # Fields that control how a run is carried out, not what it computes: a resumed run may change them.
 _RUN_CONTROL = (("train", "stop_after_epochs"), ("train", "progress"), ("features", "cache_dir"),
                 ("features", "batch_size"), ("dataset", "data_dir"), ("dataset", "manual_dir"))
+
+
+def _check_no_shared_subjects(source_workdir, corpus) -> None:
+    """A run started from another run's model (`init.from_run`) must hold none of that run's subjects:
+    its model has seen them (clip ids are dataset/subject/clip)."""
+    path = checkpointing.run_info_path(source_workdir)
+    if not path.exists():
+        raise FileNotFoundError(f"init.from_run={source_workdir} holds no run: {path} does not exist")
+    subject_of = lambda clip: clip.rsplit("/", 1)[0]
+    seen = {subject_of(c) for c in json.loads(path.read_text())["clips"]}
+    shared = sorted(seen & {subject_of(c) for c in corpus.clip.tolist()})
+    if shared:
+        raise ValueError(f"init.from_run={source_workdir} trained on subjects this run evaluates on ({len(shared)}: "
+                         f"{', '.join(shared[:8])}{' ...' if len(shared) > 8 else ''}); pre-train on another corpus")
 
 
 def _run_defining(config) -> dict:

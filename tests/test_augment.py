@@ -59,6 +59,14 @@ def test_every_frame_of_a_clip_gets_the_same_transform():
         np.testing.assert_allclose(whole[:, t], frame, atol=1e-5)
 
 
+def test_vectors_pass_unchanged_next_to_augmented_clips():
+    clip, au = _maps(batch=4, frames=2), jnp.asarray(np.random.default_rng(1).integers(0, 2, (4, 18)), jnp.float32)
+    config = AugmentConfig(variants=1, online=True, max_rotation_deg=4.0, max_noise=0.1, max_shift_px=4)
+    out = augment_batch({"texture": clip, "au": au}, jnp.arange(4), jnp.zeros(4, int), KEY, config, step=1)
+    np.testing.assert_array_equal(out["au"], au)
+    assert not np.allclose(out["texture"], clip)
+
+
 def test_online_transforms_change_with_the_step_and_the_position():
     x = jnp.broadcast_to(_maps(batch=1), (2, 12, 12, 3))
     config = AugmentConfig(variants=1, online=True, max_rotation_deg=4.0, max_noise=0.0, max_shift_px=4)

@@ -10,7 +10,8 @@ Two modes:
 All maps of a sample share one transform, and a map with a time axis [T, H, W, C] (a clip) gets the
 same transform on every frame, as the public EDMDBN code transforms its 4-D clip tensor. Arrays named
 in `flow_keys` hold a flow field in channels 0 and 1 (u, v): a horizontal flip negates u and a
-rotation rotates the (u, v) vectors as well as the grid.
+rotation rotates the (u, v) vectors as well as the grid. Vectors per sample [D] (e.g. an AU coding) are
+not images and pass unchanged.
 """
 from __future__ import annotations
 
@@ -87,6 +88,9 @@ def _transform_one(maps: dict, key, config: AugmentConfig, flow_keys) -> dict:
     level = config.max_noise * jax.random.uniform(k_level)
     out = {}
     for index, (name, x) in enumerate(sorted(maps.items())):
+        if x.ndim == 1:            # a vector per sample (MADV-Net's AU coding): nothing spatial to transform
+            out[name] = x
+            continue
         if name in flow_keys and x.ndim != 3:
             raise ValueError(f"augment: flow map {name!r} must be [H, W, C] per sample, got {x.shape}")
         x, shape = _frames_as_channels(x)

@@ -5,11 +5,13 @@ Layout under `<workdir>/checkpoints/`:
   chunk_000/<epoch>/  CheckpointManager steps of the folds of chunk 0: `state` (fold-stacked train
                       state and the model kept by the selection rule) and `meta` (JSON: fold ids,
                       history, selection bookkeeping)
-Saves are atomic, so a run killed mid-save resumes from the previous checkpoint.
+Saves are atomic, so a run killed mid-save resumes from the previous checkpoint. `load_fold_model` reads
+one fold's reported model back, to start another run from it (`init.from_run`).
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -67,3 +69,58 @@ class ChunkCheckpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def load_fold_model(workdir, like: dict, fold_name: str | None = None) -> tuple[dict, str]:
+    """({"params", "batch_stats"} of the model the finished run in `workdir` reports for its fold `fold_name`
+    (its first fold when None), laid out like `like` (one fold's state shapes, leading fold axis 1), and that
+    fold's name). The reported model is the one its selection rule kept (the last epoch's for `last`)."""
+    path = run_info_path(workdir)
+    if not path.exists():
+        raise FileNotFoundError(f"init.from_run={workdir} holds no run: {path} does not exist")
+    info = json.loads(path.read_text())
+    names = info["plan"]["names"]
+    if fold_name and fold_name not in names:
+        raise ValueError(f"init.from_fold={fold_name!r} is not a fold of the run in {workdir}; its folds: {names}")
+    fold = names.index(fold_name) if fold_name else 0
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    handlers = {"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    for directory in sorted((Path(workdir).absolute() / "checkpoints").glob("chunk_*")):
+        manager = ocp.CheckpointManager(directory, item_handlers=handlers)
+        step = manager.latest_step()
+        meta = None if step is None else manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        if meta is None or fold not in meta["fold_ids"]:
+            manager.close()
+            continue
+        if step < info["config"]["train"]["num_epochs"]:
+            manager.close()
+            raise ValueError(f"init.from_run={workdir}: its fold {names[fold]} has trained {step} of "
+                             f"{info['config']['train']['num_epochs']} epochs; finish that run first")
+        stored = manager.item_metadata(step)["state"]
+        key = "selected" if "selected" in stored else "train"
+        size = jax.tree.leaves(stored[key]["params"])[0].shape[0]
+        abstract = {key: jax.tree.map(lambda x: jax.ShapeDtypeStruct((size,) + x.shape[1:], x.dtype, sharding=device),
+                                      like)}
+        _check_shapes(stored[key], abstract[key], workdir)
+        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=True)))
+        manager.close()
+        j = meta["fold_ids"].index(fold)
+        return jax.tree.map(lambda x: x[j:j + 1], restored.state[key]), names[fold]
+    raise FileNotFoundError(f"init.from_run={workdir}: no checkpoint holds its fold {names[fold]}")
+
+
+def _leaf_names(tree) -> dict:
+    """{path as its names joined by '/', without the 'value' of an nnx Variable: per-fold shape}."""
+    names = lambda path: "/".join(t for t in re.findall(r"\w+", jax.tree_util.keystr(path)) if t != "value")
+    return {names(path): tuple(leaf.shape[1:]) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _check_shapes(stored, abstract, workdir) -> None:
+    """Every leaf of `abstract` must be in the checkpoint with the same per-fold shape; name those that are not."""
+    found, wanted = _leaf_names(stored), _leaf_names(abstract)
+    problems = [f"{k}: this run {shape}, checkpoint {found.get(k, 'missing')}"
+                for k, shape in wanted.items() if found.get(k) != shape]
+    if problems:
+        raise ValueError(f"init.from_run={workdir} holds another network (the same config.model and number of "
+                         "classes are needed): " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))

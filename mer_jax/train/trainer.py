@@ -49,7 +49,7 @@ from mer_jax.features.normalise import channel_mean_std
 from mer_jax.models import fold_conv
 from mer_jax.models.precision import with_compute_dtype
 from mer_jax.train import fold_memory, losses, sampling, sharding
-from mer_jax.train.checkpointing import ChunkCheckpointer
+from mer_jax.train.checkpointing import ChunkCheckpointer, load_fold_model
 from mer_jax.train.distributed import to_host
 from mer_jax.train.state import fold_keys, init_fold_states, model_graphdef
 from mer_jax.train.step import fold_parallel, fold_values, predict, predict_adaptive, train_step
@@ -227,6 +227,13 @@ class _Run:
         self.state_shardings = jax.tree.map(lambda _: sharding.fold_sharded(self.mesh), self.fold_state)
         self.init_fn = jax.jit(init, out_shardings=self.state_shardings)
         self.init_compiled = None
+        self.start_model = None
+        if config.init.get("from_run"):
+            # Another run's reported model of one fold: every fold here starts from its parameters and
+            # BatchNorm statistics (a fresh optimizer); e.g. MADV-Net's SMIC pre-training.
+            like = {"params": self.fold_state["params"], "batch_stats": self.fold_state["batch_stats"]}
+            self.start_model, name = load_fold_model(config.init.from_run, like, config.init.get("from_fold"))
+            log.info("every fold starts from fold %s of the run in %s", name, config.init.from_run)
         # Convolutions of the vmapped folds are lowered as `train.fold_conv` says (models/fold_conv.py).
         self.step_fn = jax.jit(fold_conv.traced_with(tc.fold_conv, fold_parallel(
             train_step, graphdef=graphdef, tx=self.tx, loss_fn=_loss_fn(tc), input_keys=tuple(input_keys),
@@ -308,6 +315,10 @@ class _Run:
             self.init_compiled = self.init_fn.lower(keys).compile(
                 compiler_options={"xla_backend_optimization_level": 0})
         train = self.init_compiled(keys)
+        if self.start_model is not None:
+            for part, start in self.start_model.items():
+                train[part] = jax.tree.map(lambda x, y: jax.device_put(jnp.broadcast_to(y, x.shape), x.sharding),
+                                           train[part], start)
         if self.tc.selection == "last":
             return {"train": train}
         # The model kept by the selection rule; a copy, since the train state is donated every step.
