@@ -186,7 +186,8 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     fold_state = jax.tree.map(lambda x: x[0], train_state.init_fold_states(make_model, tx, train_state.fold_keys(0, [0])))
     data = {k: jax.random.uniform(jax.random.key(i), (batch,) + shapes[k]) for i, k in enumerate(keys)}
     data["label"] = jnp.arange(batch) % 3
-    step = jax.jit(lambda s: train_step(s, data, jnp.arange(batch), jnp.zeros(batch, jnp.int32),
+    # The batch is an argument, not a closed-over constant XLA would try to fold (slow for video inputs).
+    step = jax.jit(lambda s, data: train_step(s, data, jnp.arange(batch), jnp.zeros(batch, jnp.int32),
                                         fold_values(jnp.ones(3), jnp.asarray(True)), jax.random.key(1),
                                         graphdef=train_state.model_graphdef(make_model), tx=tx,
                                         loss_fn=trainer._loss_fn(config.train), input_keys=keys, flow_keys=(),
@@ -194,7 +195,7 @@ def _model_row(name: str, latency_repeats: int = 50, train_repeats: int = 10) ->
     holder = [fold_state]
 
     def train_once():
-        holder[0] = step(holder[0])
+        holder[0] = step(holder[0], data)
         jax.block_until_ready(holder[0])
 
     step_seconds = _median_seconds(train_once, train_repeats)

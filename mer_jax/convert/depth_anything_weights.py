@@ -25,14 +25,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mer_jax.convert.torch_weights import _Entry, _linear, _same
+from mer_jax.convert.torch_weights import _Entry, _linear, _same, state_dict_problems, write_entries
 from mer_jax.features.depth import Block, DepthAnything, ResidualUnit
 
-_SHOWN = 20  # keys listed per kind of problem in an error
 SKIPPED = ("backbone.embeddings.mask_token", "neck.fusion_stage.layers.0.residual_layer1.")
 
 
@@ -121,10 +119,6 @@ def _size_hint(model: DepthAnything, state_dict: Mapping[str, np.ndarray]) -> li
     return hints
 
 
-def _listed(keys: list[str]) -> str:
-    return str(keys) if len(keys) <= _SHOWN else f"{keys[:_SHOWN]} and {len(keys) - _SHOWN} more"
-
-
 def load_transformers_depth_anything(model: DepthAnything, state_dict: Mapping[str, np.ndarray]) -> None:
     """Copy a transformers DepthAnythingForDepthEstimation `state_dict` (name -> array) into `model` (in
     place; nothing is written unless every key and shape matches). `model` may be abstract,
@@ -133,30 +127,11 @@ def load_transformers_depth_anything(model: DepthAnything, state_dict: Mapping[s
         raise TypeError(f"load_transformers_depth_anything needs a DepthAnything, got {type(model).__name__}")
     entries, skipped = depth_anything_entries(model)
     problems = _size_hint(model, state_dict)
-    expected = {key for key, *_ in entries}
-    unexpected = sorted(set(state_dict) - expected - set(skipped))
-    if unexpected:
-        problems.append(f"unexpected keys {_listed(unexpected)}")
-    missing = [key for key, *_ in entries if key not in state_dict]
-    if missing:
-        problems.append(f"missing keys {_listed(missing)}")
-    mismatches = []
-    for key, shape in [(key, shape) for key, _, shape, _ in entries] + list(skipped.items()):
-        if key not in state_dict:
-            continue
-        value = np.asarray(state_dict[key])
-        if value.shape != shape:
-            mismatches.append(f"{key}: expected shape {shape}, found {value.shape}")
-        elif not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
-            mismatches.append(f"{key}: expected floating-point values, found dtype {value.dtype}")
-    problems += mismatches[:_SHOWN] + ([f"and {len(mismatches) - _SHOWN} more mismatches"]
-                                       if len(mismatches) > _SHOWN else [])
+    problems += state_dict_problems(state_dict, entries, skipped)
     if problems:
         raise ValueError("cannot load the state_dict into DepthAnything: " + "; ".join(problems))
 
-    converted = [(var, convert(np.asarray(state_dict[key]).astype(np.float32))) for key, var, _, convert in entries]
-    for var, value in converted:
-        var.set_value(jnp.asarray(value, dtype=var.dtype))
+    write_entries(state_dict, entries)
 
 
 def read_safetensors(path) -> dict[str, np.ndarray]:

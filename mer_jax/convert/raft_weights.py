@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import jax.numpy as jnp
 import numpy as np
 
-from mer_jax.convert.torch_weights import _batch_norm, _conv, _Entry
+from mer_jax.convert.torch_weights import _batch_norm, _conv, _Entry, state_dict_problems, write_entries
 from mer_jax.features.raft import RAFT, VARIANTS, ConvNormAct, FeatureEncoder
 
 
@@ -95,27 +94,8 @@ def load_torchvision_raft(model: RAFT, state_dict: Mapping[str, np.ndarray]) -> 
     if found_variant is not None and found_variant != model.variant:
         problems.append(f"the state_dict is a torchvision raft_{found_variant} one, the model was built as "
                         f"RAFT({model.variant!r}): build RAFT({found_variant!r})")
-    expected = {key for key, *_ in entries}
-    unexpected = sorted(set(state_dict) - expected - optional)
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    missing = [key for key, *_ in entries if key not in state_dict]
-    if missing:
-        problems.append(f"missing keys {missing}")
-    for key in sorted(optional & set(state_dict)):
-        if np.shape(state_dict[key]) != ():
-            problems.append(f"{key}: expected shape (), found {tuple(np.shape(state_dict[key]))}")
-    for key, _, shape, _ in entries:
-        if key not in state_dict:
-            continue
-        value = np.asarray(state_dict[key])
-        if value.shape != shape:
-            problems.append(f"{key}: expected shape {shape}, found {value.shape}")
-        elif not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
-            problems.append(f"{key}: expected floating-point values, found dtype {value.dtype}")
+    problems += state_dict_problems(state_dict, entries, {key: () for key in optional})
     if problems:
         raise ValueError(f"cannot load the state_dict into RAFT({model.variant!r}): " + "; ".join(problems))
 
-    converted = [(var, convert(np.asarray(state_dict[key]).astype(np.float32))) for key, var, _, convert in entries]
-    for var, value in converted:
-        var.set_value(jnp.asarray(value, dtype=var.dtype))
+    write_entries(state_dict, entries)

@@ -33,6 +33,47 @@ from mer_jax.models.ststnet import BRANCH_WIDTHS, STSTNet
 _Entry = tuple[str, nnx.Variable, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]
 
 
+SHOWN = 20   # keys listed per kind of problem in an error
+
+
+def _listed(keys: list[str]) -> str:
+    return str(keys) if len(keys) <= SHOWN else f"{keys[:SHOWN]} and {len(keys) - SHOWN} more"
+
+
+def state_dict_problems(state_dict: Mapping[str, np.ndarray], entries: list[_Entry],
+                        ignored: Mapping[str, tuple[int, ...]] = {}) -> list[str]:
+    """What keeps `state_dict` from filling `entries`: unexpected and missing keys, and entries of another
+    shape or of non-float values. `ignored` keys (e.g. BatchNorm's num_batches_tracked, shape ()) may be
+    present, with the shape given, and are not read."""
+    expected = {key for key, *_ in entries}
+    problems = []
+    unexpected = sorted(set(state_dict) - expected - set(ignored))
+    if unexpected:
+        problems.append(f"unexpected keys {_listed(unexpected)}")
+    missing = [key for key, *_ in entries if key not in state_dict]
+    if missing:
+        problems.append(f"missing keys {_listed(missing)}")
+    mismatches = []
+    for key, shape, read in [(key, shape, True) for key, _, shape, _ in entries] + \
+            [(key, shape, False) for key, shape in ignored.items()]:
+        if key not in state_dict:
+            continue
+        value = np.asarray(state_dict[key])
+        if value.shape != tuple(shape):
+            mismatches.append(f"{key}: expected shape {tuple(shape)}, found {value.shape}")
+        elif read and not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
+            mismatches.append(f"{key}: expected floating-point values, found dtype {value.dtype}")
+    return problems + mismatches[:SHOWN] + ([f"and {len(mismatches) - SHOWN} more mismatches"]
+                                            if len(mismatches) > SHOWN else [])
+
+
+def write_entries(state_dict: Mapping[str, np.ndarray], entries: list[_Entry]) -> None:
+    """Fill every entry's variable with its converted state_dict value (all converted before any is written)."""
+    converted = [(var, convert(np.asarray(state_dict[key]).astype(np.float32))) for key, var, _, convert in entries]
+    for var, value in converted:
+        var.set_value(jnp.asarray(value, dtype=var.dtype))
+
+
 def _same(x: np.ndarray) -> np.ndarray:
     return x
 
@@ -106,37 +147,14 @@ def import_state_dict(model_name: str, model: nnx.Module, state_dict: Mapping[st
         raise TypeError(f"import_state_dict({model_name!r}) needs a {cls.__name__}, got {type(model).__name__}")
     entries, optional = build(model, reverse_input_channels)
 
-    problems = []
-    expected = {key for key, *_ in entries}
-    unexpected = sorted(set(state_dict) - expected - optional)
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    missing = [key for key in expected if key not in state_dict]
-    if missing:
-        problems.append(f"missing keys {missing}")
-    for key in sorted(optional & set(state_dict)):
-        if np.shape(state_dict[key]) != ():
-            problems.append(f"{key}: expected shape (), found {tuple(np.shape(state_dict[key]))}")
-    num_classes = model_classes = None
-    for key, var, shape, _ in entries:
-        if key not in state_dict:
-            continue
-        value = state_dict[key]
-        found = tuple(np.shape(value))
-        if key == f"{classifier}.weight":
-            model_classes, num_classes = shape[0], found[0] if found else None
-        if found != shape:
-            problems.append(f"{key}: expected shape {shape}, found {found}")
-        elif not (np.issubdtype(np.asarray(value).dtype, np.floating)
-                  or np.asarray(value).dtype.name == "bfloat16"):
-            problems.append(f"{key}: expected floating-point values, found dtype {np.asarray(value).dtype}")
+    problems = state_dict_problems(state_dict, entries, {key: () for key in optional})
+    model_classes = next(shape[0] for key, _, shape, _ in entries if key == f"{classifier}.weight")
+    found = np.shape(state_dict.get(f"{classifier}.weight", ()))
+    num_classes = found[0] if found else None
     if num_classes is not None and num_classes != model_classes:
         problems.insert(0, f"the checkpoint's classifier has {num_classes} classes, the model was built "
                            f"with num_classes={model_classes}")
     if problems:
         raise ValueError(f"cannot load the state_dict into {cls.__name__}: " + "; ".join(problems))
 
-    converted = [(var, convert(np.asarray(state_dict[key]).astype(np.float32)))
-                 for key, var, _, convert in entries]
-    for var, value in converted:
-        var[...] = jnp.asarray(value, dtype=var[...].dtype)
+    write_entries(state_dict, entries)

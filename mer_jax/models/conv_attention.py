@@ -29,9 +29,6 @@ from mer_jax.models import fold_conv, layers
 
 # PyTorch's Conv default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (as layers.py).
 _conv_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-# ViT / CvT (timm trunc_normal_): std 0.02, truncated at +-2 absolute; Linear layers, class token, position embedding.
-transformer_init = nnx.initializers.truncated_normal(stddev=0.02, lower=-2.0 / 0.02, upper=2.0 / 0.02)
-LAYER_NORM_EPSILON = 1e-5
 
 
 def same_padding(kernel: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
@@ -50,14 +47,6 @@ def conv3d(in_features: int, out_features: int, kernel: tuple[int, int, int], *,
     return nnx.Conv(in_features, out_features, tuple(kernel), strides=tuple(stride), padding=same_padding(kernel),
                     use_bias=use_bias, kernel_init=_conv_init, conv_general_dilated=fold_conv.conv_general_dilated,
                     rngs=rngs)
-
-
-def transformer_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
-    return nnx.Linear(in_features, out_features, kernel_init=transformer_init, rngs=rngs)
-
-
-def layer_norm(dim: int, *, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    return nnx.LayerNorm(dim, epsilon=LAYER_NORM_EPSILON, use_fast_variance=False, rngs=rngs)
 
 
 class VideoToTokens(nnx.Module):
@@ -88,7 +77,7 @@ class ConvProjection(nnx.Module):
                                   feature_group_count=dim, use_bias=False, kernel_init=_conv_init,
                                   conv_general_dilated=fold_conv.conv_general_dilated, rngs=rngs)
         self.norm = layers.batch_norm(dim, rngs=rngs)
-        self.pointwise = transformer_linear(dim, dim, rngs=rngs)
+        self.pointwise = layers.transformer_linear(dim, dim, rngs=rngs)
 
     def __call__(self, grid: jax.Array, cls: jax.Array | None, *, train: bool) -> jax.Array:
         b, t, h, w, d = grid.shape
@@ -109,7 +98,7 @@ class ConvAttention(nnx.Module):
         self.q = ConvProjection(dim, kernel, rngs=rngs)
         self.k = ConvProjection(dim, kernel, rngs=rngs)
         self.v = ConvProjection(dim, kernel, rngs=rngs)
-        self.out = transformer_linear(dim, dim, rngs=rngs)
+        self.out = layers.transformer_linear(dim, dim, rngs=rngs)
 
     def __call__(self, grid: jax.Array, cls: jax.Array | None, *, train: bool) -> jax.Array:
         """[B, T, H, W, d] grid (+ [B, 1, d] class token) -> [B, (1 +) T H W, d]."""
@@ -126,25 +115,14 @@ class ConvAttention(nnx.Module):
         return self.out(y.reshape(y.shape[0], y.shape[1], -1))
 
 
-class Mlp(nnx.Module):
-    """Linear(d, r d) -> GELU (exact erf) -> Linear(r d, d)."""
-
-    def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs):
-        self.fc1 = transformer_linear(dim, hidden, rngs=rngs)
-        self.fc2 = transformer_linear(hidden, dim, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
-
-
 class TransformerLayer(nnx.Module):
     """Eq. 16: x + MSA(LN(x)), x + MLP(LN(x)) (pre-norm, ViT / CvT) on a token grid and optional class token."""
 
     def __init__(self, dim: int, num_heads: int, kernel: int, mlp_ratio: float, *, rngs: nnx.Rngs):
-        self.norm1 = layer_norm(dim, rngs=rngs)
+        self.norm1 = layers.transformer_layer_norm(dim, rngs=rngs)
         self.attn = ConvAttention(dim, num_heads, kernel, rngs=rngs)
-        self.norm2 = layer_norm(dim, rngs=rngs)
-        self.mlp = Mlp(dim, int(round(dim * mlp_ratio)), rngs=rngs)
+        self.norm2 = layers.transformer_layer_norm(dim, rngs=rngs)
+        self.mlp = layers.Mlp(dim, int(round(dim * mlp_ratio)), rngs=rngs)
 
     def __call__(self, grid: jax.Array, cls: jax.Array | None, *, train: bool):
         """-> (grid [B, T, H, W, d], class token [B, 1, d] or None)."""

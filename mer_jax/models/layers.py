@@ -2,7 +2,9 @@
 
 The public reference code of these networks is PyTorch and keeps PyTorch's defaults, so the layers
 here do too: weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a=sqrt(5)),
-BatchNorm momentum 0.1 (0.9 in Flax's convention) and epsilon 1e-5. Tensors are NHWC.
+BatchNorm momentum 0.1 (0.9 in Flax's convention) and epsilon 1e-5. Tensors are NHWC. The transformer
+pieces (Video Swin in EDMDBN, the convolution-projection transformer in MADV-Net) use timm's ViT
+initialisation instead: `transformer_linear`, `transformer_layer_norm`, `Mlp`.
 """
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ import jax
 from flax import nnx
 
 from mer_jax.models import fold_conv
+
+# timm trunc_normal_(std=.02), truncated at a=-2, b=2 in absolute terms (+-100 standard deviations): the
+# Linear weights, class tokens, position embeddings and relative-position tables of ViT-style networks.
+TRANSFORMER_INIT = nnx.initializers.truncated_normal(stddev=0.02, lower=-100.0, upper=100.0)
+TRANSFORMER_LAYER_NORM_EPSILON = 1e-5   # nn.LayerNorm default
 
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Conv2d and Linear weights.
 _TORCH_KERNEL_INIT = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -81,3 +88,24 @@ class ResBlock(nnx.Module):
         if self.shortcut_conv is not None:
             x = self.shortcut_bn(self.shortcut_conv(x), use_running_average=not train)
         return jax.nn.relu(y + x)
+
+
+def transformer_linear(in_features: int, out_features: int, *, use_bias: bool = True, rngs: nnx.Rngs) -> nnx.Linear:
+    """Linear with ViT's init: truncated normal (std 0.02) weights, zero bias."""
+    return nnx.Linear(in_features, out_features, use_bias=use_bias, kernel_init=TRANSFORMER_INIT, rngs=rngs)
+
+
+def transformer_layer_norm(features: int, *, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    """nn.LayerNorm's epsilon, with the two-pass variance PyTorch computes."""
+    return nnx.LayerNorm(features, epsilon=TRANSFORMER_LAYER_NORM_EPSILON, use_fast_variance=False, rngs=rngs)
+
+
+class Mlp(nnx.Module):
+    """A transformer block's MLP: Linear(d, hidden) -> GELU (exact erf, nn.GELU's default) -> Linear(hidden, d)."""
+
+    def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs):
+        self.fc1 = transformer_linear(dim, hidden, rngs=rngs)
+        self.fc2 = transformer_linear(hidden, dim, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))

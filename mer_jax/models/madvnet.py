@@ -111,8 +111,8 @@ class VisualStage(nnx.Module):
                  kernel, stride, pool_window, pool_stride, qkv_kernel: int, mlp_ratio: float, class_token: bool,
                  rngs: nnx.Rngs):
         self.embed = ca.VideoToTokens(in_features, dim, kernel, stride, pool_window, pool_stride, rngs=rngs)
-        self.pos = nnx.Param(ca.transformer_init(rngs.params(), (1,) + tuple(grid) + (dim,)))
-        self.cls = nnx.Param(ca.transformer_init(rngs.params(), (1, 1, dim))) if class_token else None
+        self.pos = nnx.Param(layers.TRANSFORMER_INIT(rngs.params(), (1,) + tuple(grid) + (dim,)))
+        self.cls = nnx.Param(layers.TRANSFORMER_INIT(rngs.params(), (1, 1, dim))) if class_token else None
         self.layers = nnx.List([ca.TransformerLayer(dim, heads, qkv_kernel, mlp_ratio, rngs=rngs)
                                 for _ in range(depth)])
 
@@ -142,8 +142,8 @@ class VisualEncoder(nnx.Module):
             for s in range(len(dims))])
         d = dims[-1]
         self.conv_branch_input = conv_branch_input
-        self.att_norm = ca.layer_norm(d, rngs=rngs)                              # F_MLP, Eq. 15
-        self.att_fc = ca.transformer_linear(d, d, rngs=rngs)
+        self.att_norm = layers.transformer_layer_norm(d, rngs=rngs)                              # F_MLP, Eq. 15
+        self.att_fc = layers.transformer_linear(d, d, rngs=rngs)
         self.conv = ca.conv3d(d, d, (3, 3, 3), use_bias=False, rngs=rngs)       # F_Conv, Eq. 17
         self.conv_norm = layers.batch_norm(d, rngs=rngs)
 
@@ -224,12 +224,12 @@ class MADVNet(nnx.Module):
         self.texture_encoder = encoder(4 if stacked else 3)
         self.depth_encoder = encoder(1) if use_depth and depth_fusion == "stream" else None
         streams = 2 if self.depth_encoder is not None else 1
-        self.level_norms = nnx.List([ca.layer_norm(streams * d, rngs=rngs) for d in dims])
-        self.level_heads = nnx.List([ca.transformer_linear(streams * d, num_classes, rngs=rngs) for d in dims])
+        self.level_norms = nnx.List([layers.transformer_layer_norm(streams * d, rngs=rngs) for d in dims])
+        self.level_heads = nnx.List([layers.transformer_linear(streams * d, num_classes, rngs=rngs) for d in dims])
         self.au_encoder = AUEncoder(num_aus, au_widths, num_classes, gate_init=ib_gate_init,
                                     rngs=rngs) if use_au else None
         fused = 2 * streams * dims[-1] + (au_widths[-1] if use_au else 0)
-        self.fusion = ca.transformer_linear(fused, num_classes, rngs=rngs)        # F_LR, Eq. 14
+        self.fusion = layers.transformer_linear(fused, num_classes, rngs=rngs)        # F_LR, Eq. 14
 
     def _input(self, inputs: dict, key: str) -> jax.Array:
         if key not in inputs:

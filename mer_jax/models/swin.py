@@ -67,13 +67,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mer_jax.models.layers import dropout_keys, linear
+from mer_jax.models.layers import (TRANSFORMER_INIT, Mlp, dropout_keys, linear, transformer_layer_norm,
+                                   transformer_linear)
 
-LAYER_NORM_EPSILON = 1e-5   # nn.LayerNorm default
 MASK_VALUE = -100.0         # Swin: attention logit added between tokens of different shifted regions
-# Video Swin `_init_weights`: timm trunc_normal_(std=.02), truncated at a=-2, b=2 in absolute terms,
-# i.e. at +-100 standard deviations.
-_swin_init = nnx.initializers.truncated_normal(stddev=0.02, lower=-100.0, upper=100.0)
 
 
 def effective_window(grid: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...]):
@@ -130,15 +127,6 @@ def shifted_window_mask(grid: tuple[int, int, int], window: tuple[int, int, int]
     return np.where(labels[:, :, None] != labels[:, None, :], MASK_VALUE, 0.0).astype(np.float32)
 
 
-def _swin_linear(in_features: int, out_features: int, *, use_bias: bool = True, rngs: nnx.Rngs) -> nnx.Linear:
-    """Linear with Swin's init: truncated normal (std 0.02) weights, zero bias."""
-    return nnx.Linear(in_features, out_features, use_bias=use_bias, kernel_init=_swin_init, rngs=rngs)
-
-
-def _layer_norm(features: int, *, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    return nnx.LayerNorm(features, epsilon=LAYER_NORM_EPSILON, use_fast_variance=False, rngs=rngs)
-
-
 def _drop_path(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
     """Stochastic depth: per sample, keep the residual branch with probability 1 - rate, scaled by
     1 / (1 - rate); identity without a key (eval) or at rate 0."""
@@ -157,7 +145,7 @@ class PatchEmbed(nnx.Module):
     def __init__(self, in_channels: int, embed_dim: int, patch_size: tuple[int, int, int], *, rngs: nnx.Rngs):
         self.patch_size = tuple(patch_size)
         self.proj = linear(math.prod(patch_size) * in_channels, embed_dim, rngs=rngs)
-        self.norm = _layer_norm(embed_dim, rngs=rngs)
+        self.norm = transformer_layer_norm(embed_dim, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         b, d, h, w, c = x.shape
@@ -179,10 +167,10 @@ class WindowAttention(nnx.Module):
             raise ValueError(f"Swin attention width {dim} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
         self.window = tuple(window)
-        self.qkv = _swin_linear(dim, 3 * dim, rngs=rngs)
-        self.proj = _swin_linear(dim, dim, rngs=rngs)
+        self.qkv = transformer_linear(dim, 3 * dim, rngs=rngs)
+        self.proj = transformer_linear(dim, dim, rngs=rngs)
         rows = math.prod(2 * n - 1 for n in self.window)   # (2*8-1)(2*7-1)(2*7-1) = 2535 for (8, 7, 7)
-        self.relative_position_bias_table = nnx.Param(_swin_init(rngs.params(), (rows, num_heads)))
+        self.relative_position_bias_table = nnx.Param(TRANSFORMER_INIT(rngs.params(), (rows, num_heads)))
 
     def __call__(self, x: jax.Array, *, shifted: bool) -> jax.Array:
         b, d, h, w, _ = x.shape
@@ -217,17 +205,6 @@ class WindowAttention(nnx.Module):
         return self.proj((weights @ v).transpose(0, 2, 1, 3).reshape(count, n, c))
 
 
-class Mlp(nnx.Module):
-    """Linear(C, ratio C) -> GELU (exact erf, nn.GELU default) -> Linear(ratio C, C)."""
-
-    def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs):
-        self.fc1 = _swin_linear(dim, hidden, rngs=rngs)
-        self.fc2 = _swin_linear(hidden, dim, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
-
-
 class SwinBlock(nnx.Module):
     """x + DropPath(W-MSA(LN(x))), then x + DropPath(MLP(LN(x))) (Video Swin `SwinTransformerBlock3D`).
 
@@ -238,9 +215,9 @@ class SwinBlock(nnx.Module):
         self.shifted = shifted
         self.drop_path_rate = drop_path_rate
         self.remat = remat
-        self.norm1 = _layer_norm(dim, rngs=rngs)
+        self.norm1 = transformer_layer_norm(dim, rngs=rngs)
         self.attn = WindowAttention(dim, num_heads, window, rngs=rngs)
-        self.norm2 = _layer_norm(dim, rngs=rngs)
+        self.norm2 = transformer_layer_norm(dim, rngs=rngs)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), rngs=rngs)
 
     def __call__(self, x: jax.Array, keys: tuple) -> jax.Array:
@@ -282,8 +259,8 @@ class PatchMerging(nnx.Module):
     x[0::2, 1::2], x[1::2, 1::2] (4C), LayerNorm, Linear(4C -> 2C, no bias) (Video Swin `PatchMerging`)."""
 
     def __init__(self, dim: int, *, rngs: nnx.Rngs):
-        self.norm = _layer_norm(4 * dim, rngs=rngs)
-        self.reduction = _swin_linear(4 * dim, 2 * dim, use_bias=False, rngs=rngs)
+        self.norm = transformer_layer_norm(4 * dim, rngs=rngs)
+        self.reduction = transformer_linear(4 * dim, 2 * dim, use_bias=False, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _, _, h, w, _ = x.shape
@@ -351,7 +328,7 @@ class SwinTransformer(nnx.Module):
                       downsample=i < len(depths) - 1, remat=remat, rngs=rngs)
             for i, (depth, heads) in enumerate(zip(depths, num_heads))])
         self.num_features = embed_dim * 2 ** (len(depths) - 1)   # 4C = 512 for C = 128 (section 3.5)
-        self.norm = _layer_norm(self.num_features, rngs=rngs)
+        self.norm = transformer_layer_norm(self.num_features, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool, dropout_key: jax.Array | None = None,
                  return_attention: bool = False):
