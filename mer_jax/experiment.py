@@ -246,11 +246,12 @@ def train_and_evaluate(config, workdir) -> dict | None:
         return None
     history = _curves(result, labels, len(class_names), config.train.val_metric)
     results = {
-        **_results_head(config, corpus, labels, result, excluded, plan, class_names),
+        **_results_head(config, corpus, labels, result, excluded, plan, class_names, input_keys),
         "selection": result.selection,
         "selected_epoch": {plan.names[f]: int(e) for f, e in enumerate(result.selected_epoch)},
         "epochs_trained": {plan.names[f]: int(e) for f, e in enumerate(result.epochs_trained)},
         "wall_time_s": result.wall_time_s,
+        **({"started_from": _start_fold(config.init)} if config.init.get("from_run") else {}),
         "config": config.to_dict(),
     }
     _write_predictions(workdir, corpus, labels, result.test_probs, result.test_fold, plan, class_names,
@@ -271,7 +272,7 @@ def _evaluate_released_weights(config, workdir: Path, corpus, labels, arrays, ex
         weights_dir=weights_dir, plan=plan, data=arrays, make_model=make_model, model_name=config.model.name,
         input_keys=input_keys, batch_size=config.train.eval_batch_size)
     results = {
-        **_results_head(config, corpus, labels, result, excluded, plan, class_names),
+        **_results_head(config, corpus, labels, result, excluded, plan, class_names, input_keys),
         "selection": "released_weights",
         "released_weights": {"dir": str(weights_dir), "files": result.weight_files},
         "wall_time_s": result.wall_time_s,
@@ -285,12 +286,14 @@ def _evaluate_released_weights(config, workdir: Path, corpus, labels, arrays, ex
     return results
 
 
-def _results_head(config, corpus, labels, result, excluded, plan, class_names) -> dict:
+def _results_head(config, corpus, labels, result, excluded, plan, class_names, input_keys) -> dict:
     """The head of results.json, the same for a trained and a released-weights run: the metrics of the
-    held-out predictions, then model, corpus and protocol."""
+    held-out predictions, then model, the inputs it read (an ablation that drops one, e.g. MADV-Net without
+    depth, shows here), corpus and protocol."""
     return {
         **metrics.summarize(labels, result.test_probs, result.test_fold, corpus.dataset, class_names),
         "model": config.model.name,
+        "inputs": list(input_keys),
         "corpus": corpus.name,
         "protocol": {"name": plan.protocol, "num_folds": plan.num_folds, "label_scheme": config.dataset.label_scheme,
                      "classes": class_names, "excluded_by_label_scheme": excluded,
@@ -301,6 +304,12 @@ def _results_head(config, corpus, labels, result, excluded, plan, class_names) -
 # Fields that control how a run is carried out, not what it computes: a resumed run may change them.
 _RUN_CONTROL = (("train", "stop_after_epochs"), ("train", "progress"), ("features", "cache_dir"),
                 ("features", "batch_size"), ("dataset", "data_dir"), ("dataset", "manual_dir"))
+
+
+def _start_fold(init) -> dict:
+    """{"run", "fold"}: the run and fold whose model every fold started from (`init.from_run`)."""
+    names = json.loads(checkpointing.run_info_path(init.from_run).read_text())["plan"]["names"]
+    return {"run": str(init.from_run), "fold": init.get("from_fold") or names[0]}
 
 
 def _check_no_shared_subjects(source_workdir, corpus) -> None:

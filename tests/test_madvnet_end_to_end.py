@@ -18,7 +18,8 @@ def test_smoke_loso_end_to_end(data_dir, tmp_path):
     assert 0.0 <= results["uf1"] <= 1.0
     assert len(pd.read_csv(tmp_path / "predictions.csv")) == sum(f["n"] for f in results["per_fold"]["folds"])
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["config"]["features"]["depth"] == "stored" and saved["config"]["model"]["use_depth"]
+    assert saved["config"]["features"]["depth"] == "stored" and saved["inputs"] == ["texture", "depth", "au"]
+    assert "- **inputs**: texture, depth, au" in (tmp_path / "results.md").read_text()
 
 
 def test_config_holds_the_papers_training_and_shares_sizes():

@@ -97,3 +97,12 @@ def test_bad_selection_and_history_raise(tmp_path):
     with pytest.raises(ValueError, match="history lacks 'train_loss'"):
         report.write_report(tmp_path, make_results(), {"epoch": [1], "train_accuracy": [0.5]})
     assert not any(tmp_path.iterdir())
+
+
+def test_markdown_names_the_inputs_and_the_start_model():
+    results = {**make_results(), "inputs": ["texture", "au"],
+               "started_from": {"run": "runs/madv_smic", "fold": "smic/s1"}}
+    text = report.markdown(results)
+    assert "- **inputs**: texture, au" in text
+    assert "- **started from**: the model of fold smic/s1 of the run in `runs/madv_smic`" in text
+    assert "started from" not in report.markdown(make_results())

@@ -104,6 +104,11 @@ def markdown(results: dict) -> str:
     if sel == "test_selected":
         lines += [TEST_SELECTED_WARNING, ""]
     lines += [f"- **selection**: {sel} ({SELECTIONS[sel]})"]
+    if "inputs" in results:
+        lines += [f"- **inputs**: {', '.join(results['inputs'])}"]
+    if "started_from" in results:
+        lines += [f"- **started from**: the model of fold {results['started_from']['fold']} of the run in "
+                  f"`{results['started_from']['run']}`"]
     if "released_weights" in results:
         weights = results["released_weights"]
         lines += [f"- **released weights**: {len(weights['files'])} files from `{weights['dir']}` "
