@@ -5,35 +5,20 @@ import pytest
 from mer_jax.features import frame_ops
 from mer_jax.features.host_frames import resize_square
 from mer_jax.features.madvnet_inputs import MADVNetInputsConfig, clip_inputs, compute_madvnet_inputs, inverse_depth
+from test_motion_differences import FakeCorpus as FrameCorpus
 
 
-class FakeCorpus:
-    """Two clips of random RGB frames and depth maps (mm), 20 x 20, with their AU codings."""
+class FakeCorpus(FrameCorpus):
+    """test_motion_differences' two random clips, with depth maps (mm) and AU codings."""
 
-    def __init__(self, with_depth=True):
+    def __init__(self):
+        super().__init__()
         rng = np.random.default_rng(0)
-        self.name = "fake"
-        self.videos = [rng.integers(0, 256, (14, 20, 20, 3), dtype=np.uint8),
-                       rng.integers(0, 256, (5, 20, 20, 3), dtype=np.uint8)]
         self.distances = [rng.integers(400, 1500, (len(v), 20, 20, 1)).astype(np.uint16) for v in self.videos]
-        self.encoded_depth = [] if with_depth else None
-        self.clip = np.array(["a", "b"])
-        self.onset, self.apex, self.offset = np.array([2, 0]), np.array([6, 3]), np.array([12, 4])
         self.aus = np.array([[1, 0, 1], [0, 1, 0]], np.uint8)
-        self.decoded = []
-
-    def __len__(self):
-        return 2
-
-    def frames(self, i, which):
-        self.decoded.append(list(which))
-        return self.videos[i][list(which)]
 
     def depth(self, i, which):
         return self.distances[i][list(which)]
-
-    def identity(self):
-        return {"name": self.name, "version": "1", "fingerprint": "x"}
 
 
 @pytest.mark.parametrize("i", [0, 1])
