@@ -100,6 +100,13 @@ def load_inputs(config):
     corpus = spot_missing_apexes(config, corpus)   # only the clips this run uses
     if dc.shuffle_labels:
         labels = np.random.default_rng(config.seed).permutation(labels)
+    return corpus, labels, compute_features(config, corpus), excluded
+
+
+def compute_features(config, corpus) -> dict:
+    """The feature arrays {input key: [N, ...]} the config's `features` section computes from `corpus` (a
+    loaded Corpus, or any object with its frame-access interface, e.g. mer_jax.analysis.Clips)."""
+    kind = feature_kind(config, corpus)
     if kind == "precomputed_flow":
         arrays = load_precomputed_flow(corpus, PrecomputedFlowConfig(**_feature_fields(config, kind)))
     elif kind == "dstnet_inputs":
@@ -112,7 +119,7 @@ def load_inputs(config):
     else:
         arrays = compute_keyframe_flow(corpus, KeyframeFlowConfig.from_dict(_feature_fields(config, kind)),
                                        cache_dir=config.features.cache_dir, progress=config.train.progress)
-    return corpus, labels, arrays, excluded
+    return arrays
 
 
 def _weights_id(path: str) -> str:
@@ -205,6 +212,13 @@ def make_plan(config, corpus) -> folds.FoldPlan:
     return plan
 
 
+def model_builder(config, num_classes: int):
+    """(make_model(rngs) -> the config's nnx model, the input keys it reads)."""
+    model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    make_model = lambda rngs: registry.create_model(config.model.name, num_classes, rngs=rngs, **model_kwargs)
+    return make_model, registry.model_inputs(config.model.name, **model_kwargs)
+
+
 def train_and_evaluate(config, workdir) -> dict | None:
     """Train every fold, then write results.json, results.md, plots and scalars to `workdir`.
 
@@ -216,9 +230,8 @@ def train_and_evaluate(config, workdir) -> dict | None:
     corpus, labels, arrays, excluded = load_inputs(config)
     class_names = list(taxonomy.LABEL_SCHEMES[config.dataset.label_scheme])
     plan = make_plan(config, corpus)
+    make_model, input_keys = model_builder(config, len(class_names))
     model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
-    make_model = lambda rngs: registry.create_model(config.model.name, len(class_names), rngs=rngs, **model_kwargs)
-    input_keys = registry.model_inputs(config.model.name, **model_kwargs)
     missing = [k for k in input_keys if k not in arrays]
     if missing:
         raise ValueError(f"model {config.model.name} ({model_kwargs}) reads inputs {list(input_keys)}, but the "

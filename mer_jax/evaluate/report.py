@@ -65,15 +65,15 @@ def write_report(workdir, results: dict, history: dict | None = None) -> dict[st
     save("results.json", json.dumps(results, indent=2) + "\n")
     save("results.md", markdown(results))
     names = list(results["per_class"])
-    save("confusion_matrix.png", figure=_confusion_figure(
+    save("confusion_matrix.png", figure=confusion_figure(
         results, names, f"{_title(results)}, pooled, selection: {results['selection']}"))
     if len(results["per_dataset"]) > 1:
         for dataset, scores in results["per_dataset"].items():
             safe = re.sub(r"[^\w.-]", "_", dataset)
-            save(f"confusion_matrix_{safe}.png", figure=_confusion_figure(
+            save(f"confusion_matrix_{safe}.png", figure=confusion_figure(
                 scores, names, f"{_title(results)}, {dataset}, selection: {results['selection']}"))
     if history is not None:
-        save("curves.png", figure=_curves_figure(history, f"{_title(results)} ({results['selection']})"))
+        save("curves.png", figure=curves_figure(history, f"{_title(results)} ({results['selection']})"))
     return written
 
 
@@ -150,7 +150,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _confusion_figure(scores: dict, names: list[str], title: str) -> Figure:
+def confusion_figure(scores: dict, names: list[str], title: str) -> Figure:
     """`scores["confusion_matrix"]` as counts in each cell, coloured by the row-normalised fraction."""
     counts = np.asarray(scores["confusion_matrix"])
     support = counts.sum(1, keepdims=True)
@@ -183,7 +183,7 @@ def _check_history(history: dict) -> None:
                                  f"has {len(history[axis])}")
 
 
-def _curves_figure(history: dict, title: str) -> Figure:
+def curves_figure(history: dict, title: str) -> Figure:
     """Training loss and accuracy per epoch, and held-out scores per evaluation epoch."""
     held_out = {k: label for k, label in HELD_OUT_CURVES.items() if history.get(k) is not None}
     panels = 3 if held_out else 2

@@ -5,8 +5,9 @@ Layout under `<workdir>/checkpoints/`:
   chunk_000/<epoch>/  CheckpointManager steps of the folds of chunk 0: `state` (fold-stacked train
                       state and the model kept by the selection rule) and `meta` (JSON: fold ids,
                       history, selection bookkeeping)
-Saves are atomic, so a run killed mid-save resumes from the previous checkpoint. `load_fold_model` reads
-one fold's reported model back, to start another run from it (`init.from_run`).
+Saves are atomic, so a run killed mid-save resumes from the previous checkpoint. `load_fold_models` reads
+folds' reported models back (mer_jax.analysis); `load_fold_model` one of them, to start another run from it
+(`init.from_run`).
 """
 from __future__ import annotations
 
@@ -75,39 +76,59 @@ def load_fold_model(workdir, like: dict, fold_name: str | None = None) -> tuple[
     """({"params", "batch_stats"} of the model the finished run in `workdir` reports for its fold `fold_name`
     (its first fold when None), laid out like `like` (one fold's state shapes, leading fold axis 1), and that
     fold's name). The reported model is the one its selection rule kept (the last epoch's for `last`)."""
-    path = run_info_path(workdir)
-    if not path.exists():
-        raise FileNotFoundError(f"init.from_run={workdir} holds no run: {path} does not exist")
-    info = json.loads(path.read_text())
-    names = info["plan"]["names"]
+    names = json.loads(_run_info(workdir, f"init.from_run={workdir}").read_text())["plan"]["names"]
     if fold_name and fold_name not in names:
         raise ValueError(f"init.from_fold={fold_name!r} is not a fold of the run in {workdir}; its folds: {names}")
     fold = names.index(fold_name) if fold_name else 0
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return load_fold_models(workdir, like, [fold], source=f"init.from_run={workdir}")[fold], names[fold]
+
+
+def load_fold_models(workdir, like: dict, folds: list[int], sharding=None, source: str | None = None) -> dict:
+    """{fold index: {"params", "batch_stats"} with leading fold axis 1} of the models the finished run in
+    `workdir` reports for `folds` (the selection rule's model; the last epoch's for `last`), laid out like
+    `like` (one fold's state shapes) and placed with `sharding` (default: the first device). Each chunk
+    checkpoint holding a wanted fold is read once. `source` names the run in errors."""
+    source = source or f"the run in {workdir}"
+    info = json.loads(_run_info(workdir, source).read_text())
+    names = info["plan"]["names"]
+    device = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
     handlers = {"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    wanted, found = set(folds), {}
     for directory in sorted((Path(workdir).absolute() / "checkpoints").glob("chunk_*")):
         manager = ocp.CheckpointManager(directory, item_handlers=handlers)
         step = manager.latest_step()
         meta = None if step is None else manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-        if meta is None or fold not in meta["fold_ids"]:
+        here = [f for f in (meta or {}).get("fold_ids", []) if f in wanted]
+        if not here:
             manager.close()
             continue
         if step < info["config"]["train"]["num_epochs"]:
             manager.close()
-            raise ValueError(f"init.from_run={workdir}: its fold {names[fold]} has trained {step} of "
+            raise ValueError(f"{source}: its fold {names[here[0]]} has trained {step} of "
                              f"{info['config']['train']['num_epochs']} epochs; finish that run first")
         stored = manager.item_metadata(step)["state"]
         key = "selected" if "selected" in stored else "train"
         size = jax.tree.leaves(stored[key]["params"])[0].shape[0]
         abstract = {key: jax.tree.map(lambda x: jax.ShapeDtypeStruct((size,) + x.shape[1:], x.dtype, sharding=device),
                                       like)}
-        _check_shapes(stored[key], abstract[key], workdir)
+        _check_shapes(stored[key], abstract[key], source)
         restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
             abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=True)))
         manager.close()
-        j = meta["fold_ids"].index(fold)
-        return jax.tree.map(lambda x: x[j:j + 1], restored.state[key]), names[fold]
-    raise FileNotFoundError(f"init.from_run={workdir}: no checkpoint holds its fold {names[fold]}")
+        for f in here:
+            j = meta["fold_ids"].index(f)
+            found[f] = jax.tree.map(lambda x: x[j:j + 1], restored.state[key])
+    missing = [names[f] for f in folds if f not in found]
+    if missing:
+        raise FileNotFoundError(f"{source}: no checkpoint holds its fold(s) {missing}")
+    return found
+
+
+def _run_info(workdir, source: str) -> Path:
+    path = run_info_path(workdir)
+    if not path.exists():
+        raise FileNotFoundError(f"{source} holds no run: {path} does not exist")
+    return path
 
 
 def _leaf_names(tree) -> dict:
@@ -116,11 +137,11 @@ def _leaf_names(tree) -> dict:
     return {names(path): tuple(leaf.shape[1:]) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def _check_shapes(stored, abstract, workdir) -> None:
+def _check_shapes(stored, abstract, source: str) -> None:
     """Every leaf of `abstract` must be in the checkpoint with the same per-fold shape; name those that are not."""
     found, wanted = _leaf_names(stored), _leaf_names(abstract)
     problems = [f"{k}: this run {shape}, checkpoint {found.get(k, 'missing')}"
                 for k, shape in wanted.items() if found.get(k) != shape]
     if problems:
-        raise ValueError(f"init.from_run={workdir} holds another network (the same config.model and number of "
+        raise ValueError(f"{source} holds another network (the same config.model and number of "
                          "classes are needed): " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
