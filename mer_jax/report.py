@@ -170,7 +170,13 @@ def table(runs: list[tuple[str, dict]], complexity: bool = True) -> str:
     """The Markdown table of `runs` ([(run dir, results)]) and the published rows under each."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for run_dir, results in runs:
-        params, flops = model_complexity(results) if complexity else (None, None)
+        params, flops = None, None
+        if complexity:
+            try:
+                params, flops = model_complexity(results)
+            except (TypeError, ValueError) as e:   # e.g. a config field this version's model no longer takes
+                print(f"{run_dir}: cannot build {results['model']} from its config ({e}); params and FLOPs "
+                      "left out", file=sys.stderr)
         network = results["model"] + (f" ({run_variant(results)})" if run_variant(results) else "")
         flag = LEAK if results["selection"] == "test_selected" else ""
         row = [f"run: {run_dir}", network, results["corpus"], results["protocol"]["name"],
@@ -182,7 +188,7 @@ def table(runs: list[tuple[str, dict]], complexity: bool = True) -> str:
             lines.append("| " + " | ".join(_cell(c) for c in _published_row(entry, results)) + " |")
         if not entries:
             why = UNREADABLE.get(results["model"], f"no paper row for {results['model']} on "
-                                                    f"{results['corpus'].split('/')[0]}")
+                                 f"{results['corpus'].split('/')[0]} under {results['protocol']['name']}")
             lines.append("| " + " | ".join(_cell(c) for c in ["paper: -", results["model"], "", "", "", "", "", "",
                                                               "", "", "", f"none: {why}"]) + " |")
     return "\n".join(lines) + "\n"

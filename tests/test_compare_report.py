@@ -191,3 +191,11 @@ def test_bad_run_dir(tmp_path, capsys, make, message):
         report.main([str(run), "--no-complexity"])
     assert exit_info.value.code == 2
     assert str(run) in capsys.readouterr().err
+
+
+def test_unbuildable_model_leaves_out_its_counts(tmp_path, capsys):
+    run = _write(tmp_path / "old", _results("m3enet", "casme2/cropped", scheme="casme2_5",
+                                            model_config={"input_size": 48, "no_such_field": 1}))
+    text = report.table([(run, report.load_run(run))])
+    assert "| 0.6000 | - | - |" in text
+    assert f"{run}: cannot build m3enet from its config" in capsys.readouterr().err
