@@ -22,7 +22,6 @@ from pathlib import Path
 from mer_jax.evaluate.published import PUBLISHED, UNREADABLE, UNSTATED, Published
 from mer_jax.models.paper_figures import PAPER_FIGURES
 
-HONEST = ("last", "val")
 COLUMNS = ("row", "network", "corpus", "protocol", "label scheme", "selection", "UF1", "UAR", "Acc", "params",
            "FLOPs", "comparable")
 RUN_KEYS = ("model", "corpus", "protocol", "selection", "uf1", "uar", "accuracy", "config")
