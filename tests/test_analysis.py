@@ -49,10 +49,10 @@ def test_restored_fold_reproduces_its_held_out_predictions(run):
 
 def test_every_fold_predicts_its_held_out_samples_and_the_ensemble_averages_them(run):
     _, _, arrays = run.inputs
+    ensemble = analysis.predict_arrays(run, arrays)   # reads every fold's checkpoint once; kept on the run
     per_fold = [analysis.predict_arrays(run, arrays, folds=f) for f in range(run.plan.num_folds)]
     for f, probs in enumerate(per_fold):
         np.testing.assert_allclose(probs[run.plan.test[f]], _stored(run, run.plan.test[f]), atol=1e-5)
-    ensemble = analysis.predict_arrays(run, arrays)
     assert ensemble.shape == (len(run.clips), len(run.class_names))
     np.testing.assert_allclose(ensemble, np.mean(per_fold, 0), atol=1e-6)
     np.testing.assert_allclose(ensemble.sum(-1), 1, atol=1e-5)

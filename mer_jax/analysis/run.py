@@ -118,6 +118,7 @@ class Run:
     results: dict | None
     predictions: object | None
     history: dict
+    _states: dict = dataclasses.field(default_factory=dict, repr=False)   # (fold, device id) -> restored state
 
     @property
     def folds(self) -> list[str]:
@@ -164,16 +165,16 @@ class Run:
 
     def fold_states(self, folds, devices=None) -> dict:
         """{fold index: {"params", "batch_stats"} (leading axis 1)} of the folds' reported models, fold k on
-        devices[k % len(devices)] (default: every device of the notebook)."""
+        devices[k % len(devices)] (default: every device of the notebook). Kept after the first read."""
         devices = devices or jax.devices()
         _, like, _ = self._model
-        states = {}
-        for d, device in enumerate(devices):
-            mine = [f for k, f in enumerate(folds) if k % len(devices) == d]
+        place = {f: devices[k % len(devices)] for k, f in enumerate(folds)}
+        for device in devices:
+            mine = [f for f in folds if place[f] == device and (f, device.id) not in self._states]
             if mine:
-                states.update(checkpointing.load_fold_models(self.workdir, like, mine,
-                                                             jax.sharding.SingleDeviceSharding(device)))
-        return states
+                read = checkpointing.load_fold_models(self.workdir, like, mine, jax.sharding.SingleDeviceSharding(device))
+                self._states.update({(f, device.id): state for f, state in read.items()})
+        return {f: self._states[f, place[f].id] for f in folds}
 
     def restore(self, fold: int | str = 0, device=None) -> nnx.Module:
         """The fold's reported model (the one its selection rule kept) as an nnx Module on `device` (default:
@@ -272,7 +273,7 @@ def predict_arrays(run: Run, arrays: dict, folds="ensemble") -> np.ndarray:
     step = run._predict_step
     data = {k: jnp.asarray(arrays[k]) for k in input_keys}
     n = len(next(iter(data.values())))
-    width = run.config.train.eval_batch_size
+    width = min(run.config.train.eval_batch_size, n)
     selected = _fold_selection(run, folds)
     states = run.fold_states(selected)
     total = np.zeros((n, len(run.class_names)), np.float64)
