@@ -211,7 +211,8 @@ class Run:
 
 def load_run(workdir, data_dir: str | None = None) -> Run:
     """The run in `workdir`. `data_dir` replaces config.dataset.data_dir (where the corpus is on this machine),
-    needed only to recompute the run's features (`Run.inputs`, standardised inputs)."""
+    needed only to recompute the run's features (`Run.inputs`, standardised inputs). Progress bars are off
+    (config.train.progress) for the features a notebook recomputes."""
     import pandas as pd
 
     workdir = Path(workdir)
