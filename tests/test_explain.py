@@ -72,27 +72,54 @@ def test_grad_cam_peaks_in_the_quadrant_that_holds_the_evidence():
     assert explain.grad_cam(model, {"image": jnp.asarray(image)}, layer="conv", target_class=1)["conv"].max() == 0
 
 
-def test_grad_cam_default_layers_of_the_convolutional_networks():
+def numpy_built(build):
+    """The model `build` makes, built abstractly and filled from numpy (kernels N(0, 0.3^2), biases 0, BatchNorm
+    scales and running variances 1, running means 0): an eager random initialisation costs seconds."""
+    graphdef, state = nnx.split(nnx.eval_shape(build))
+    rng = np.random.default_rng(0)
+
+    def fill(path, x):
+        name = str(path[-1].key)
+        if name in ("scale", "var"):
+            return np.ones(x.shape, x.dtype)
+        if name in ("mean", "bias"):
+            return np.zeros(x.shape, x.dtype)
+        return rng.normal(scale=0.3, size=x.shape).astype(x.dtype)
+
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(state)))
+    return nnx.merge(graphdef, state)
+
+
+def random_inputs(shapes):
+    keys = jax.random.split(jax.random.key(0), len(shapes))
+    return {name: jax.random.normal(k, (2,) + tuple(shape)) for k, (name, shape) in zip(keys, shapes.items())}
+
+
+M3ENET_SHAPES = {"flow": (16, 16, 3), "frames": (16, 16, 3)}
+DEFAULT_LAYER_CASES = {
+    "m3enet": (lambda: M3ENet(3, rngs=nnx.Rngs(0), input_size=16), M3ENET_SHAPES,
+               {"onset", "offset", "u", "v", "strain"}),
+    "m3enet_flow": (lambda: M3ENet(3, rngs=nnx.Rngs(0), input_size=16, streams="flow"),
+                    {"flow": M3ENET_SHAPES["flow"]}, {"u", "v", "strain"}),
+    "dfrnet": (lambda: DFRNet(3, rngs=nnx.Rngs(0), **DFR_SMALL), DFRNet.input_shapes(DFR_SMALL["input_size"]),
+               {"resnet", "apex", "flow", "difference"}),
+    "dstnet": (lambda: DSTNet(3, rngs=nnx.Rngs(0), input_size=64, spatial_stages=2), DSTNet.input_shapes(64),
+               {"spatial", "temporal"}),
+}
+
+
+@pytest.mark.parametrize("case", [
+    "m3enet", "dstnet", pytest.param("m3enet_flow", marks=pytest.mark.slow),
+    pytest.param("dfrnet", marks=pytest.mark.slow)])
+def test_grad_cam_default_layers_of_the_convolutional_networks(case):
     """One map per stream, at the input size, in [0, 1]; ablation variants skip the streams they lack."""
-    key = jax.random.key(0)
-    cases = [
-        (M3ENet(3, rngs=nnx.Rngs(0), input_size=16),
-         {"flow": jax.random.normal(key, (2, 16, 16, 3)), "frames": jax.random.uniform(key, (2, 16, 16, 3))},
-         {"onset", "offset", "u", "v", "strain"}, (16, 16)),
-        (M3ENet(3, rngs=nnx.Rngs(0), input_size=16, streams="flow"),
-         {"flow": jax.random.normal(key, (2, 16, 16, 3))}, {"u", "v", "strain"}, (16, 16)),
-        (DFRNet(3, rngs=nnx.Rngs(0), **DFR_SMALL),
-         {k: jax.random.normal(key, (2,) + s) for k, s in DFRNet.input_shapes(DFR_SMALL["input_size"]).items()},
-         {"resnet", "apex", "flow", "difference"}, (16, 16)),
-        (DSTNet(3, rngs=nnx.Rngs(0), input_size=64, spatial_stages=2),
-         {k: jax.random.normal(key, (2,) + s) for k, s in DSTNet.input_shapes(64).items()},
-         {"spatial", "temporal"}, (64, 64)),
-    ]
-    for model, inputs, names, size in cases:
-        maps = explain.grad_cam(model, inputs)
-        assert set(maps) == names, type(model).__name__
-        for name, m in maps.items():
-            assert m.shape == (2,) + size and in_range(m), (type(model).__name__, name)
+    build, shapes, names = DEFAULT_LAYER_CASES[case]
+    maps = explain.grad_cam(numpy_built(build), random_inputs(shapes))
+    size = next(iter(shapes.values()))[:2]
+    assert set(maps) == names
+    for name, m in maps.items():
+        assert m.shape == (2,) + tuple(size) and in_range(m), name
+        assert float(m.max()) == pytest.approx(1.0) or float(m.max()) == 0.0, name
 
 
 def test_grad_cam_names_bad_layers():
@@ -107,13 +134,13 @@ def test_grad_cam_names_bad_layers():
 
 
 def test_edmdbn_token_attention_per_stage_at_the_input_size():
-    model = EDMDBN(3, rngs=nnx.Rngs(0), **EDMDBN_TINY)
-    s, t = EDMDBN_TINY["input_size"], EDMDBN_TINY["num_frames"]
-    inputs = {"entire": jax.random.normal(jax.random.key(0), (2, s, s, 3)),
-              "detail": jax.random.normal(jax.random.key(1), (2, t, s, s, 3))}
+    model = numpy_built(lambda: EDMDBN(3, rngs=nnx.Rngs(0), **EDMDBN_TINY))
+    s = EDMDBN_TINY["input_size"]
+    inputs = random_inputs(EDMDBN.input_shapes(input_size=s, num_frames=EDMDBN_TINY["num_frames"]))
     maps = explain.edmdbn_token_attention(model, inputs)
     assert set(maps) == {"entire", "detail"}
-    _, raw = model(inputs, train=False, return_attention=True)
+    graphdef, state = nnx.split(model)
+    raw = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, train=False, return_attention=True)[1])(state, inputs)
     for branch, m in maps.items():
         assert m.shape == (2, len(EDMDBN_TINY["depths"]), s, s) and in_range(m)
         # the last stage's 2 x 2 tokens cover 8 x 8 pixels each: the upsampled map keeps each token's mean
