@@ -49,6 +49,9 @@ def test_grad_cam_matches_the_closed_form_of_a_one_conv_model():
     assert set(maps) == {"conv"} and maps["conv"].shape == (3, 8, 8)
     np.testing.assert_allclose(maps["conv"], expected, atol=1e-5)
     assert not isinstance(model.conv, explain._Tap)                    # the model itself is untouched
+    hits = explain._grad_cam_function.cache_info().hits
+    again = explain.grad_cam(model, {"image": image + 1.0}, layer="conv", target_class=1)   # same shapes: cached
+    assert explain._grad_cam_function.cache_info().hits == hits + 1 and again["conv"].shape == (3, 8, 8)
 
 
 def test_grad_cam_peaks_in_the_quadrant_that_holds_the_evidence():
@@ -131,6 +134,8 @@ def test_grad_cam_names_bad_layers():
         explain.grad_cam(model, inputs)
     with pytest.raises(ValueError, match="not a map"):
         explain.grad_cam(model, inputs, layer="head")
+    with pytest.raises(ValueError, match=r"target_class must be integers in \[0, 2\)"):
+        explain.grad_cam(model, inputs, layer="conv", target_class=2)
 
 
 def test_edmdbn_token_attention_per_stage_at_the_input_size():

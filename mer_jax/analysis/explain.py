@@ -28,6 +28,7 @@ frames and is not tapped; its fused streams carry the onset/apex and offset/apex
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -140,17 +141,41 @@ def _cam(feature: jax.Array, gradient: jax.Array, size: tuple[int, int]) -> jax.
     return _normalise(jnp.clip(cam, 0.0))
 
 
+def _compiled(factory, *args):
+    """factory(*args) from its cache; a model whose structure holds an unhashable attribute (DSTNet's
+    `expected` dict) cannot key a cache and gets a fresh jitted function (one compilation) per call."""
+    try:
+        hash(args)
+    except TypeError:
+        return factory.__wrapped__(*args)
+    return factory(*args)
+
+
 def grad_cam(model, inputs: dict, *, layer=None, target_class=None) -> dict[str, jax.Array]:
     """Grad-CAM maps {name: [B, H, W] in [0, 1]} of a batch (eval mode, BatchNorm running statistics).
 
     `layer`: None (the network's defaults, module docstring), a dotted path, or {name: path}; each
     path names a module whose output is an NHWC feature map. `target_class`: None (each sample's
-    predicted class), an int, or [B] ints. Maps are upsampled to the inputs' H x W.
+    predicted class), an int, or [B] ints. Maps are upsampled to the inputs' H x W. The jitted function
+    is kept per (model structure, layers, size), so later batches of the same shapes do not recompile.
     """
-    paths = _layers_for(model, layer)
-    size = _spatial_size(inputs)
-    batch = jax.tree.leaves(inputs)[0].shape[0]
+    paths = tuple(_layers_for(model, layer).items())
     graphdef, state = nnx.split(model)
+    explain = _compiled(_grad_cam_function, graphdef, paths, _spatial_size(inputs), target_class is None)
+    if target_class is None:
+        return explain(state, inputs, None)
+    batch = jax.tree.leaves(inputs)[0].shape[0]
+    target = np.broadcast_to(np.asarray(target_class), (batch,))
+    classes = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x, train=False), state, inputs).shape[-1]
+    if not np.issubdtype(target.dtype, np.integer) or target.min() < 0 or target.max() >= classes:
+        raise ValueError(f"grad_cam target_class must be integers in [0, {classes}), got {target_class!r}")
+    return explain(state, inputs, jnp.asarray(target, jnp.int32))
+
+
+@functools.lru_cache(maxsize=32)
+def _grad_cam_function(graphdef, paths: tuple[tuple[str, str], ...], size: tuple[int, int], predicted: bool):
+    """jit(state, inputs, target) -> {name: [B, H, W]} for one model structure and tuple of (name, path)."""
+    paths = dict(paths)
 
     def run(state, inputs, deltas):
         copy = nnx.merge(graphdef, state)
@@ -166,26 +191,23 @@ def grad_cam(model, inputs: dict, *, layer=None, target_class=None) -> dict[str,
                                  f"pass; pick a layer that runs once")
         return logits, {name: tap.outputs[0] for name, tap in taps.items()}
 
-    shapes = jax.eval_shape(lambda s, x: run(s, x, None)[1], state, inputs)
-    for name, shape in shapes.items():
-        if len(shape.shape) != 4:
-            raise ValueError(f"grad_cam layer {paths[name]!r} gives {list(shape.shape)}, not a map [B, h, w, C]")
-    target = None if target_class is None else jnp.broadcast_to(jnp.asarray(target_class, jnp.int32), (batch,))
-
     @jax.jit
     def explain(state, inputs, target):
+        shapes = jax.eval_shape(lambda s, x: run(s, x, None)[1], state, inputs)
+        for name, shape in shapes.items():
+            if len(shape.shape) != 4:
+                raise ValueError(f"grad_cam layer {paths[name]!r} gives {list(shape.shape)}, not a map [B, h, w, C]")
         deltas = {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
 
         def score(deltas):
             logits, features = run(state, inputs, deltas)
-            k = logits.argmax(-1) if target is None else target
-            picked = jnp.take_along_axis(logits, k[:, None], axis=-1).sum()
-            return picked, features
+            k = logits.argmax(-1) if predicted else target
+            return jnp.take_along_axis(logits, k[:, None], axis=-1).sum(), features
 
         gradients, features = jax.grad(score, has_aux=True)(deltas)
         return {name: _cam(features[name], gradients[name], size) for name in paths}
 
-    return explain(state, inputs, target)
+    return explain
 
 
 def _token_map_to_image(a: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -203,7 +225,12 @@ def edmdbn_token_attention(model: EDMDBN, inputs: dict) -> dict[str, jax.Array]:
     upsampled to the input. Values are the model's attention weights (products of sigmoids, in [0, 1]),
     not rescaled, so stages can be compared."""
     graphdef, state = nnx.split(model)
-    size = (model.input_size, model.input_size)
+    return _compiled(_edmdbn_function, graphdef, model.input_size)(state, inputs)
+
+
+@functools.lru_cache(maxsize=8)
+def _edmdbn_function(graphdef, input_size: int):
+    size = (input_size, input_size)
 
     @jax.jit
     def run(state, inputs):
@@ -211,7 +238,7 @@ def edmdbn_token_attention(model: EDMDBN, inputs: dict) -> dict[str, jax.Array]:
         return {branch: jnp.stack([jnp.clip(_token_map_to_image(m.mean(axis=1), size), 0.0, 1.0) for m in maps], 1)
                 for branch, maps in attention.items()}
 
-    return run(state, inputs)
+    return run
 
 
 def attention_rollout(attentions) -> jax.Array:
@@ -237,6 +264,11 @@ def madvnet_rollout(model: MADVNet, inputs: dict) -> dict[str, jax.Array]:
     only through the resize of the last grid onto the frames (its receptive-field geometry)."""
     graphdef, state = nnx.split(model)
     frames = (model.num_frames, model.input_size, model.input_size)
+    return _compiled(_rollout_function, graphdef, frames)(state, inputs)
+
+
+@functools.lru_cache(maxsize=8)
+def _rollout_function(graphdef, frames: tuple[int, int, int]):
     encoders = {"texture": "texture_encoder", "depth": "depth_encoder"}
 
     @jax.jit
@@ -255,14 +287,13 @@ def madvnet_rollout(model: MADVNet, inputs: dict) -> dict[str, jax.Array]:
         maps = {}
         for name, layer_taps in taps.items():
             rollout = attention_rollout([tap.weights[0] for tap in layer_taps])
-            grid = layer_taps[-1].outputs[0]
-            last = getattr(copy, encoders[name]).stages[-1]
-            t, h, w = last.pos.shape[1:4]
+            t, h, w = getattr(copy, encoders[name]).stages[-1].pos.shape[1:4]
             cls_row = rollout[:, 0, 1:].reshape(-1, t, h, w)
-            maps[name] = _normalise(jnp.clip(jax.image.resize(cls_row, (grid.shape[0],) + frames, "trilinear"), 0.0))
+            resized = jax.image.resize(cls_row, (cls_row.shape[0],) + frames, "trilinear")
+            maps[name] = _normalise(jnp.clip(resized, 0.0))
         return maps
 
-    return run(state, inputs)
+    return run
 
 
 def overlay(frame, heatmap, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
