@@ -153,6 +153,15 @@ def test_edmdbn_token_attention_per_stage_at_the_input_size():
         np.testing.assert_allclose(block_means, np.asarray(raw[branch][-1].mean(axis=1)), atol=0.05)
 
 
+def test_token_maps_cover_the_padded_image_then_crop():
+    """A 3 x 3 grid of 8 x 8 tokens over a 20 x 20 image (padded to 24): token (2, 2) covers pixels 16-19."""
+    tokens = jnp.zeros((1, 3, 3)).at[0, 2, 2].set(1.0)
+    image = np.asarray(explain._token_map_to_image(tokens, 8, (20, 20)))
+    assert image.shape == (1, 20, 20)
+    assert image[0, 16:, 16:].min() > 0.3 and image[0, :12, :12].max() == 0.0        # bilinear: 0.56^2 at 16
+    assert min(np.unravel_index(image[0].argmax(), (20, 20))) >= 16
+
+
 def test_rollout_of_identity_and_uniform_attention_is_uniform_over_the_grid():
     eye = jnp.broadcast_to(jnp.eye(5), (2, 3, 5, 5))
     rollout = explain.attention_rollout([eye, eye])

@@ -210,11 +210,10 @@ def _grad_cam_function(graphdef, paths: tuple[tuple[str, str], ...], size: tuple
     return explain
 
 
-def _token_map_to_image(a: jax.Array, size: tuple[int, int]) -> jax.Array:
-    """[B, h, w] token map whose grid covers the image padded to h x w tokens -> [B, H, W] (resize to the
-    padded extent, then crop the padding away)."""
+def _token_map_to_image(a: jax.Array, stride: int, size: tuple[int, int]) -> jax.Array:
+    """[B, h, w] token map, each token covering stride x stride pixels of the image zero-padded to h x w
+    tokens -> [B, H, W] (resize to the padded extent, then crop the padding away)."""
     b, h, w = a.shape
-    stride = max(-(-size[0] // h), -(-size[1] // w))
     full = jax.image.resize(a, (b, h * stride, w * stride), "bilinear")
     return full[:, :size[0], :size[1]]
 
@@ -225,17 +224,22 @@ def edmdbn_token_attention(model: EDMDBN, inputs: dict) -> dict[str, jax.Array]:
     upsampled to the input. Values are the model's attention weights (products of sigmoids, in [0, 1]),
     not rescaled, so stages can be compared."""
     graphdef, state = nnx.split(model)
-    return _compiled(_edmdbn_function, graphdef, model.input_size)(state, inputs)
+    branch = model.entire_branch if model.entire_branch is not None else model.detail_branch
+    patch = branch.patch_embed.patch_size[1]   # both branches share the spatial patch (EDMDBN checks)
+    return _compiled(_edmdbn_function, graphdef, model.input_size, patch)(state, inputs)
 
 
 @functools.lru_cache(maxsize=8)
-def _edmdbn_function(graphdef, input_size: int):
+def _edmdbn_function(graphdef, input_size: int, patch: int):
     size = (input_size, input_size)
+
+    def to_image(m, stage):   # stage s tokens cover patch * 2^s pixels (s patch mergings)
+        return jnp.clip(_token_map_to_image(m.mean(axis=1), patch * 2 ** stage, size), 0.0, 1.0)
 
     @jax.jit
     def run(state, inputs):
         _, attention = nnx.merge(graphdef, state)(inputs, train=False, return_attention=True)
-        return {branch: jnp.stack([jnp.clip(_token_map_to_image(m.mean(axis=1), size), 0.0, 1.0) for m in maps], 1)
+        return {branch: jnp.stack([to_image(m, stage) for stage, m in enumerate(maps)], 1)
                 for branch, maps in attention.items()}
 
     return run
