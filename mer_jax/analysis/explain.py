@@ -18,7 +18,7 @@ Default layers (`GRAD_CAM_LAYERS`), the last convolutional stage of every stream
 |         | u, v, strain | flow_streams.{0,1,2}.blocks.-1 | 6 x 6             |
 | DSTNet  | spatial    | spatial.blocks.-1 (residual3) | 8 x 8 (256 input)   |
 |         | temporal   | temporal.convs.-1 (before its ReLU) | 28 x 28       |
-| DFR-Net | resnet     | blocks.-1 (last ResNet layer) | 14 x 14 (112 input) |
+| DFR-Net | resnet     | blocks.-1 (last ResNet layer) | 7 x 7 (112 input)   |
 |         | apex, flow, difference | {spatial,temporal,difference}_shallow (before ReLU) | 112 x 112 |
 
 DFR-Net's three branches meet after one shallow convolution each, so their maps are the shallow
