@@ -1,5 +1,6 @@
 """launch/colab.ipynb run headless, as Colab's kernel runs it: every code cell but the install cell, in order, in
-one namespace, on a one-epoch M3ENet smoke run in tmp_path (the session's synthetic corpus and feature cache).
+one namespace, on a one-epoch M3ENet smoke run in tmp_path (the session's synthetic corpus and feature cache):
+training, loading the run, plots, predictions on clips, Grad-CAM, the comparison with the papers.
 
 The notebook is read with json (nbformat is not a dependency). IPython's `display` is a builtin of the notebook
 kernel; here it collects what the cells show. The notebook never uses pyplot (the plots draw on the Agg canvas),
@@ -67,7 +68,7 @@ def test_notebook_runs_headless(data_dir, tmp_path, capsys):
     assert namespace["run"].history["epoch"] == [1]
     figures = {p.name for p in (workdir / "figures").iterdir()}
     assert figures == {"confusion_matrix.png", "confusion_matrix_0.png", "per_class_recall.png",
-                       "per_subject_accuracy.png", "fold_curves.png", "flow_strain.png"}
+                       "per_subject_accuracy.png", "fold_curves.png", "flow_strain.png", "grad_cam.png"}
     assert all((workdir / "figures" / name).stat().st_size > 1000 for name in figures)
     assert sum(isinstance(x, Figure) for x in shown) == len(figures)
     tables = [x for x in shown if isinstance(x, pd.DataFrame)]
@@ -77,6 +78,9 @@ def test_notebook_runs_headless(data_dir, tmp_path, capsys):
     stored = run.predictions[[f"prob_{c}" for c in run.class_names]].to_numpy()[rows]
     np.testing.assert_allclose(held_out, stored, atol=1e-5)   # the fold that held the clips out, as in training
     np.testing.assert_allclose(ensemble.sum(-1), 1, atol=1e-5)
+    maps = namespace["maps"]   # Grad-CAM of every M3ENet stream, one map per clip at the input size
+    assert sorted(maps) == ["offset", "onset", "strain", "u", "v"]
+    assert all(m.shape == (len(rows), 48, 48) and 0 <= m.min() and m.max() <= 1 for m in maps.values())
 
     compare = (workdir / "compare.md").read_text()
     assert compare in printed and f"run: {workdir}" in compare and "m3enet" in compare
