@@ -49,7 +49,7 @@ def test_notebook_is_nbformat_4_without_outputs():
         assert not [line for line in cell["source"] if line.lstrip().startswith(("!", "%"))], cell["id"]
 
 
-def test_notebook_runs_headless(data_dir, tmp_path, capsys):
+def test_notebook_runs_headless(data_dir, tmp_path, capsys, monkeypatch):
     workdir = tmp_path / "run"
     parameters = {"WORKDIR": str(workdir), "DATA_DIR": data_dir, "CONFIG": f"{REPO}/configs/m3enet.py:smoke",
                   "OVERRIDES": OVERRIDES}
@@ -84,3 +84,8 @@ def test_notebook_runs_headless(data_dir, tmp_path, capsys):
 
     compare = (workdir / "compare.md").read_text()
     assert compare in printed and f"run: {workdir}" in compare and "m3enet" in compare
+
+    # Where no configs/ folder is at hand (mer_jax installed with pip), CONFIG names the installed configs package.
+    monkeypatch.chdir(tmp_path)
+    config = namespace["load_config"]("configs/m3enet.py:smoke", OVERRIDES)
+    assert config.dataset.name == "synthetic_me/smoke" and config.train.num_epochs == 1
