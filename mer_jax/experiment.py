@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
@@ -188,10 +187,11 @@ def _madvnet_inputs(config, corpus) -> dict:
                                   cache_dir=fc.cache_dir, progress=config.train.progress)
 
 
-def _versions(config, corpus, input_keys) -> trainer.Versions | None:
-    """The inputs that hold one version per magnification factor (dstnet_inputs), for the trainer."""
+def _versions(config, kind: str, input_keys) -> trainer.Versions | None:
+    """The inputs that hold one version per magnification factor (features `kind` dstnet_inputs), for the
+    trainer."""
     threshold = config.train.adaptive_threshold
-    if feature_kind(config, corpus) != "dstnet_inputs":
+    if kind != "dstnet_inputs":
         if threshold:
             raise ValueError("train.adaptive_threshold needs inputs magnified at several factors "
                              "(features.kind=dstnet_inputs)")
@@ -251,7 +251,7 @@ def train_and_evaluate(config, workdir) -> dict | None:
     flow_keys = ("flow",) if feature_kind(config, corpus) == "keyframe_flow" else ()
     result = trainer.train_folds(
         config=config, workdir=workdir, data={**arrays, "label": labels}, plan=plan, make_model=make_model,
-        input_keys=input_keys, flow_keys=flow_keys, versions=_versions(config, corpus, input_keys),
+        input_keys=input_keys, flow_keys=flow_keys, versions=_versions(config, feature_kind(config, corpus), input_keys),
         num_classes=len(class_names), score_fn=lambda y, p: metrics.uf1(y, p, len(class_names)))
     if result.interrupted:
         log.warning("stopped after train.stop_after_epochs=%d epochs; run again with the same "
@@ -321,18 +321,16 @@ _RUN_CONTROL = (("train", "stop_after_epochs"), ("train", "progress"), ("feature
 
 def _start_fold(init) -> dict:
     """{"run", "fold"}: the run and fold whose model every fold started from (`init.from_run`)."""
-    names = json.loads(checkpointing.run_info_path(init.from_run).read_text())["plan"]["names"]
+    names = checkpointing.read_run_info(init.from_run)["plan"]["names"]
     return {"run": str(init.from_run), "fold": init.get("from_fold") or names[0]}
 
 
 def _check_no_shared_subjects(source_workdir, corpus) -> None:
     """A run started from another run's model (`init.from_run`) must hold none of that run's subjects:
     its model has seen them (clip ids are dataset/subject/clip)."""
-    path = checkpointing.run_info_path(source_workdir)
-    if not path.exists():
-        raise FileNotFoundError(f"init.from_run={source_workdir} holds no run: {path} does not exist")
     subject_of = lambda clip: clip.rsplit("/", 1)[0]
-    seen = {subject_of(c) for c in json.loads(path.read_text())["clips"]}
+    source = checkpointing.read_run_info(source_workdir, f"init.from_run={source_workdir}")
+    seen = {subject_of(c) for c in source["clips"]}
     shared = sorted(seen & {subject_of(c) for c in corpus.clip.tolist()})
     if shared:
         raise ValueError(f"init.from_run={source_workdir} trained on subjects this run evaluates on ({len(shared)}: "

@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import types
 from pathlib import Path
 
 import jax
@@ -157,10 +156,8 @@ class Run:
     def _predict_step(self):
         """One fold's jitted prediction step (trainer._predict_step: plain, one version, or adaptive)."""
         graphdef, _, input_keys = self._model
-        kind = self.config.features.kind
-        # experiment._versions reads only the corpus kind that the features kind needs.
-        reads = types.SimpleNamespace(kind=experiment.FEATURE_KINDS.get(kind, "frames"), name=self.config.dataset.name)
-        versions = experiment._versions(self.config, reads, input_keys)
+        # features.kind "auto" never resolves to dstnet_inputs, the one kind with versions
+        versions = experiment._versions(self.config, self.config.features.kind, input_keys)
         return jax.jit(trainer._predict_step(graphdef, input_keys, versions))
 
     def fold_states(self, folds, devices=None) -> dict:
@@ -216,10 +213,7 @@ def load_run(workdir, data_dir: str | None = None) -> Run:
     import pandas as pd
 
     workdir = Path(workdir)
-    info_path = checkpointing.run_info_path(workdir)
-    if not info_path.exists():
-        raise FileNotFoundError(f"{workdir} holds no run: {info_path} does not exist")
-    info = json.loads(info_path.read_text())
+    info = checkpointing.read_run_info(workdir)
     results_path = workdir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else None
     # results.json keeps the whole config; run.json only the fields that define the run.

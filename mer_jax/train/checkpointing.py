@@ -76,7 +76,7 @@ def load_fold_model(workdir, like: dict, fold_name: str | None = None) -> tuple[
     """({"params", "batch_stats"} of the model the finished run in `workdir` reports for its fold `fold_name`
     (its first fold when None), laid out like `like` (one fold's state shapes, leading fold axis 1), and that
     fold's name). The reported model is the one its selection rule kept (the last epoch's for `last`)."""
-    names = json.loads(_run_info(workdir, f"init.from_run={workdir}").read_text())["plan"]["names"]
+    names = read_run_info(workdir, f"init.from_run={workdir}")["plan"]["names"]
     if fold_name and fold_name not in names:
         raise ValueError(f"init.from_fold={fold_name!r} is not a fold of the run in {workdir}; its folds: {names}")
     fold = names.index(fold_name) if fold_name else 0
@@ -89,7 +89,7 @@ def load_fold_models(workdir, like: dict, folds: list[int], sharding=None, sourc
     `like` (one fold's state shapes) and placed with `sharding` (default: the first device). Each chunk
     checkpoint holding a wanted fold is read once. `source` names the run in errors."""
     source = source or f"the run in {workdir}"
-    info = json.loads(_run_info(workdir, source).read_text())
+    info = read_run_info(workdir, source)
     names = info["plan"]["names"]
     device = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
     handlers = {"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
@@ -124,11 +124,13 @@ def load_fold_models(workdir, like: dict, folds: list[int], sharding=None, sourc
     return found
 
 
-def _run_info(workdir, source: str) -> Path:
+def read_run_info(workdir, source: str | None = None) -> dict:
+    """run.json of the run in `workdir` ({config, plan, clips}); `source` names the run in the error raised
+    when there is none (default: the workdir)."""
     path = run_info_path(workdir)
     if not path.exists():
-        raise FileNotFoundError(f"{source} holds no run: {path} does not exist")
-    return path
+        raise FileNotFoundError(f"{source or workdir} holds no run: {path} does not exist")
+    return json.loads(path.read_text())
 
 
 def _leaf_names(tree) -> dict:
