@@ -350,6 +350,13 @@ def _fold_channel_stats(x, masks):
     return mean, jnp.where(std > 0, std, 1.0)
 
 
+def _complete_old_meta(meta: dict, real: int) -> None:
+    """Fields that checkpoints written by earlier versions lack: `stopped_epoch` (before early stopping) and
+    `selected_test_alpha` (before the adaptive factor was kept)."""
+    meta.setdefault("stopped_epoch", [None] * real)
+    meta.setdefault("selected_test_alpha", [None] * real)
+
+
 def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict, bool]:
     """Train the folds `fold_ids` (resuming from their checkpoint); returns (meta, interrupted)."""
     tc, plan = run.tc, run.plan
@@ -360,7 +367,7 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
     if checkpointer.latest_epoch() is not None and checkpointer.latest_epoch() >= tc.num_epochs:
         meta = checkpointer.restore_meta()
         checkpointer.close()
-        meta.setdefault("stopped_epoch", [None] * real)   # checkpoints written before early stopping
+        _complete_old_meta(meta, real)
         return meta, False
     state = run.init_state(padded)
     meta = {"fold_ids": fold_ids, "epoch": 0, "train_loss": [], "train_accuracy": [], "eval_epoch": [],
@@ -368,7 +375,7 @@ def _train_chunk(run: _Run, chunk_index: int, fold_ids: list[int]) -> tuple[dict
             "selected_test_probs": [None] * real, "selected_test_alpha": [None] * real, "stopped_epoch": [None] * real}
     if checkpointer.latest_epoch() is not None:
         state, meta = checkpointer.restore(state)
-        meta.setdefault("stopped_epoch", [None] * real)
+        _complete_old_meta(meta, real)
         log.info("chunk %d: resumed from epoch %d", chunk_index, meta["epoch"])
     active = _active(meta["stopped_epoch"], run.chunk_size)
     values = run.chunk_values(train_masks, active)
@@ -470,7 +477,6 @@ def _evaluate(run: _Run, state, meta: dict, done: int, test_masks, val_masks, re
     test, alpha = test[:real], (alpha or [None] * real)[:real]
     meta["eval_epoch"].append(done)
     meta["test_probs"].append([p.tolist() for p in test])
-    meta.setdefault("selected_test_alpha", [None] * real)   # checkpoints written before the factor was kept
     selection = run.tc.selection
     if selection == "last":
         meta["selected_epoch"] = [done] * real
@@ -536,7 +542,7 @@ def _assemble(run: _Run, metas: list[dict], interrupted: bool, wall: float) -> T
             trained[f] = meta["stopped_epoch"][j] or meta["epoch"]
             if meta["selected_test_probs"][j] is not None:
                 test_probs[rows] = np.asarray(meta["selected_test_probs"][j])
-            if meta.get("selected_test_alpha", [None] * (j + 1))[j] is not None:
+            if meta["selected_test_alpha"][j] is not None:
                 test_alpha = np.full(n, np.nan, np.float32) if test_alpha is None else test_alpha
                 test_alpha[rows] = np.asarray(meta["selected_test_alpha"][j])
             for e, per_fold in enumerate(meta["test_probs"][:len(eval_epochs)]):
