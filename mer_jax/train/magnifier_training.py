@@ -80,7 +80,8 @@ def _fit(graphdef, params, batches, num_steps: int, train, writer, prefix: str, 
 
 
 def _synthetic_batches(data: MagnificationDataConfig, batch_size: int, seed: int):
-    """Training batches drawn on a host thread one step ahead of the device."""
+    """Training batches drawn on a host thread one step ahead of the device (without the generator's exact
+    motion fields, which only evaluation checks read)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         step = 0
         pending = pool.submit(magnification_examples, data, batch_size, (seed, 0, step))
@@ -88,7 +89,7 @@ def _synthetic_batches(data: MagnificationDataConfig, batch_size: int, seed: int
             batch = pending.result()
             step += 1
             pending = pool.submit(magnification_examples, data, batch_size, (seed, 0, step))
-            yield batch
+            yield {k: v for k, v in batch.items() if k != "motion"}
 
 
 def corpus_triplets(corpus, fractions, size: int) -> tuple[dict, dict]:
